@@ -1,0 +1,216 @@
+"""Light Flow: the light-weight FlowNet of Zhu et al., "Towards High Performance Video Object Detection for Mobiles"
+(arXiv 1804.05830), Section 3.1, Table 1 and Table 2.
+
+Layout: blocks first, then the network, then the builder that holds every hyperparameter, then one factory per width.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    'DepthwiseSeparableConv',
+    'LightFlow',
+    'LightFlowConfig',
+    'build_lightflow',
+    'lightflow_w1_0',
+    'lightflow_w0_75',
+    'lightflow_w0_5',
+    'PIXEL_MEAN',
+]
+
+# RGB mean of the reference implementation, applied to images scaled to [0, 1]; no std division (issue #2).
+PIXEL_MEAN = (0.411, 0.432, 0.450)
+
+
+class DepthwiseSeparableConv(nn.Sequential):
+    """3x3 depthwise -> BN -> LeakyReLU(0.1) -> 1x1 pointwise -> BN -> LeakyReLU(0.1); no conv biases (§3.1).
+
+    Args:
+        in_channels: input channels.
+        out_channels: output channels.
+        stride: stride of the depthwise conv.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, negative_slope: float = 0.1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, 3, stride, 1, groups=in_channels, bias=False),
+            nn.BatchNorm2d(in_channels),
+            nn.LeakyReLU(negative_slope, inplace=True),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.LeakyReLU(negative_slope, inplace=True),
+        )
+
+
+class FlowPredictor(nn.Sequential):
+    """Depthwise-separable 3x3 prediction of a 2-channel flow; the output 1x1 conv is linear with a bias, since a
+    BN + LeakyReLU on the flow itself would squash negative displacements."""
+
+    def __init__(self, in_channels: int, negative_slope: float = 0.1) -> None:
+        super().__init__(
+            nn.Conv2d(in_channels, in_channels, 3, 1, 1, groups=in_channels, bias=False),
+            nn.BatchNorm2d(in_channels),
+            nn.LeakyReLU(negative_slope, inplace=True),
+            nn.Conv2d(in_channels, 2, 1, bias=True),
+        )
+
+
+class LightFlow(nn.Module):
+    """Light Flow (Table 1): a FlowNetS-shaped encoder-decoder of depthwise-separable convs.
+
+    ``forward`` takes two RGB frames in 0..255 and returns the averaged flow prediction at 1/4 of the input resolution,
+    in full-resolution pixels divided by ``div_flow`` (the FlowNet convention: ``flow_px = upsample(out) * div_flow``).
+    :func:`lightflow.estimate_flow` does that conversion for any input size.
+
+    Args:
+        width_mult: width multiplier alpha (Table 2); scales every channel count but the 6 input and 2 output ones.
+        encoder_channels: out channels of conv1 .. conv6b before scaling.
+        encoder_strides: stride of each encoder conv.
+        decoder_channels: out channels of conv7 .. conv11 before scaling.
+        div_flow: the network predicts flow / div_flow (FlowNet's target scaling).
+        negative_slope: LeakyReLU slope.
+    """
+
+    # Encoder stages whose outputs feed the decoder as skips, deepest first (conv5b, conv4b, conv3, conv2).
+    skip_stages = (6, 4, 2, 1)
+    size_divisor = 64
+
+    def __init__(
+        self,
+        width_mult: float = 1.0,
+        *,
+        encoder_channels: Sequence[int] = (32, 64, 128, 256, 256, 512, 512, 1024, 1024),
+        encoder_strides: Sequence[int] = (2, 2, 2, 2, 1, 2, 1, 2, 1),
+        decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+        div_flow: float = 20.0,
+        negative_slope: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if width_mult <= 0:
+            raise ValueError(f'width_mult must be > 0, got {width_mult}')
+        if len(encoder_channels) != len(encoder_strides):
+            raise ValueError(f'encoder_channels ({len(encoder_channels)}) and encoder_strides '
+                             f'({len(encoder_strides)}) must have the same length')
+        if len(decoder_channels) != len(self.skip_stages) + 1:
+            raise ValueError(f'decoder_channels needs {len(self.skip_stages) + 1} entries, got {len(decoder_channels)}')
+        self.width_mult = float(width_mult)
+        self.div_flow = float(div_flow)
+        enc = [max(1, int(c * width_mult)) for c in encoder_channels]
+        dec = [max(1, int(c * width_mult)) for c in decoder_channels]
+        self.register_buffer('pixel_mean', torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
+
+        # Encoder, Table 1 conv1 .. conv6b: 3x3 DW-separable convs, total stride 64.
+        in_ch = 6
+        encoder = []
+        for out_ch, stride in zip(enc, encoder_strides):
+            encoder.append(DepthwiseSeparableConv(in_ch, out_ch, stride, negative_slope))
+            in_ch = out_ch
+        self.encoder = nn.ModuleList(encoder)
+
+        # Decoder, Table 1 conv7 .. conv11: conv7 reduces conv6b; each later stage sees the nearest-upsampled previous
+        # stage concatenated with an encoder skip (nearest upsampling instead of deconv avoids checkerboards, §3.1).
+        decoder = [DepthwiseSeparableConv(in_ch, dec[0], 1, negative_slope)]
+        for i, skip in enumerate(self.skip_stages):
+            decoder.append(DepthwiseSeparableConv(dec[i] + enc[skip], dec[i + 1], 1, negative_slope))
+        self.decoder = nn.ModuleList(decoder)
+
+        # One flow predictor per decoder stage (1/64 .. 1/4); their predictions are averaged (§3.1).
+        self.predictors = nn.ModuleList(FlowPredictor(c, negative_slope) for c in dec)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, a=negative_slope, mode='fan_in', nonlinearity='leaky_relu')
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def normalize(self, img1: Tensor, img2: Tensor) -> Tensor:
+        """Stack two (N, 3, H, W) RGB frames in 0..255 into the (N, 6, H, W) network input (RGB/255 - mean)."""
+        return torch.cat([img1 - self.pixel_mean, img2 - self.pixel_mean], dim=1) / 255.0
+
+    def forward(self, img1: Tensor, img2: Tensor) -> Tensor:
+        """Predict flow from ``img1`` to ``img2``.
+
+        Args:
+            img1: (N, 3, H, W) first frame, RGB 0..255; H and W multiples of 64 (see ``estimate_flow`` for any size).
+            img2: (N, 3, H, W) second frame.
+
+        Returns:
+            (N, 2, H/4, W/4) averaged prediction, flow / div_flow.
+        """
+        if img1.shape != img2.shape or img1.dim() != 4 or img1.shape[1] != 3:
+            raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img1.shape)} and '
+                             f'{tuple(img2.shape)}')
+        h, w = img1.shape[-2:]
+        if h % self.size_divisor or w % self.size_divisor:
+            raise ValueError(f'LightFlow.forward needs H and W divisible by {self.size_divisor}, got {h}x{w}; '
+                             'use lightflow.estimate_flow for any size')
+        return self.forward_features(self.normalize(img1, img2))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """(N, 6, H, W) normalised frame pair -> (N, 2, H/4, W/4) averaged prediction."""
+        # Encoder (Table 1, conv1 .. conv6b).
+        feats = []
+        for stage in self.encoder:
+            x = stage(x)
+            feats.append(x)
+
+        # Decoder (Table 1, conv7 .. conv11) with a prediction at each of the five scales.
+        x = self.decoder[0](x)
+        preds = [self.predictors[0](x)]
+        for i, skip in enumerate(self.skip_stages):
+            x = F.interpolate(x, scale_factor=2.0, mode='nearest')
+            x = self.decoder[i + 1](torch.cat([x, feats[skip]], dim=1))
+            preds.append(self.predictors[i + 1](x))
+
+        # Multi-resolution averaging (§3.1): upsample every prediction (nearest) to 1/4 and average; the same output is
+        # trained and used at test time, ~10 % lower EPE than FlowNet's multi-loss scheme.
+        size = preds[-1].shape[-2:]
+        out = preds[-1]
+        for p in preds[:-1]:
+            out = out + F.interpolate(p, size=size, mode='nearest')
+        return out / len(preds)
+
+
+@dataclass
+class LightFlowConfig:
+    """Every Light Flow hyperparameter in one place; the factories below only pick a width."""
+
+    width_mult: float = 1.0
+    # Encoder: conv1, conv2, conv3, conv4a, conv4b, conv5a, conv5b, conv6a, conv6b (Table 1).
+    encoder_channels: tuple[int, ...] = (32, 64, 128, 256, 256, 512, 512, 1024, 1024)
+    encoder_strides: tuple[int, ...] = (2, 2, 2, 2, 1, 2, 1, 2, 1)
+    # Decoder: conv7 .. conv11 (Table 1).
+    decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16)
+    # Training target scale (FlowNet) and activation.
+    div_flow: float = 20.0
+    negative_slope: float = 0.1
+
+
+def build_lightflow(config: LightFlowConfig | None = None, **overrides) -> LightFlow:
+    """Build a :class:`LightFlow` from a :class:`LightFlowConfig` (keyword overrides win)."""
+    cfg = config or LightFlowConfig()
+    kw = dict(encoder_channels=cfg.encoder_channels, encoder_strides=cfg.encoder_strides,
+              decoder_channels=cfg.decoder_channels, div_flow=cfg.div_flow, negative_slope=cfg.negative_slope)
+    kw.update(overrides)
+    width = kw.pop('width_mult', cfg.width_mult)
+    return LightFlow(width, **kw)
+
+
+def lightflow_w1_0(**kwargs) -> LightFlow:
+    """Light Flow alpha = 1.0 (Table 2: 2.6 M params, 0.82 GFLOPs at 384x512, Chairs EPE 3.14)."""
+    return build_lightflow(LightFlowConfig(width_mult=1.0), **kwargs)
+
+
+def lightflow_w0_75(**kwargs) -> LightFlow:
+    """Light Flow alpha = 0.75 (Table 2: 1.4 M params, 0.48 GFLOPs, Chairs EPE 3.63)."""
+    return build_lightflow(LightFlowConfig(width_mult=0.75), **kwargs)
+
+
+def lightflow_w0_5(**kwargs) -> LightFlow:
+    """Light Flow alpha = 0.5 (Table 2: 0.7 M params, 0.23 GFLOPs, Chairs EPE 4.44)."""
+    return build_lightflow(LightFlowConfig(width_mult=0.5), **kwargs)

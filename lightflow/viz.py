@@ -1,0 +1,45 @@
+"""Flow visualisation with the standard (Middlebury / Baker et al.) colour wheel, via torchvision."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.utils import flow_to_image
+
+__all__ = ['flow_to_color']
+
+
+def flow_to_color(flow: np.ndarray | torch.Tensor, max_flow: float | None = None) -> np.ndarray:
+    """Colour-code a flow field.
+
+    Args:
+        flow: (H, W, 2) array (the ``.flo`` layout) or (2, H, W) / (N, 2, H, W) tensor, in pixels. Invalid values
+            (NaN, inf, |flow| >= 1e9) are drawn as zero motion (white).
+        max_flow: flow magnitude mapped to full saturation; default the field's own maximum (torchvision's rule).
+            Fix it to compare colours across frames.
+
+    Returns:
+        uint8 RGB image (H, W, 3), or (N, H, W, 3) for a batch.
+    """
+    t = torch.as_tensor(np.asarray(flow) if not isinstance(flow, torch.Tensor) else flow).detach().float().cpu()
+    if t.dim() == 3 and t.shape[-1] == 2 and t.shape[0] != 2:
+        t = t.permute(2, 0, 1)
+    batched = t.dim() == 4
+    if not batched:
+        t = t.unsqueeze(0)
+    if t.dim() != 4 or t.shape[1] != 2:
+        raise ValueError(f'flow must be (H, W, 2), (2, H, W) or (N, 2, H, W), got {tuple(np.shape(flow))}')
+    t = torch.where(torch.isfinite(t) & (t.abs() < 1e9), t, torch.zeros_like(t))
+    if max_flow is not None:
+        if max_flow <= 0:
+            raise ValueError(f'max_flow must be > 0, got {max_flow}')
+        # torchvision normalises by the field's max norm: clip magnitudes to max_flow and append one row holding a
+        # vector of exactly max_flow, so the normaliser is max_flow; the row is dropped afterwards.
+        norm = t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        t = t * torch.clamp(max_flow / norm, max=1.0)
+        pin = t.new_zeros(t.shape[0], 2, 1, t.shape[-1])
+        pin[:, 0, 0, 0] = max_flow
+        img = flow_to_image(torch.cat([t, pin], dim=2))[:, :, :-1]
+    else:
+        img = flow_to_image(t)
+    out = img.permute(0, 2, 3, 1).contiguous().numpy()
+    return out if batched else out[0]
