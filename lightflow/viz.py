@@ -20,8 +20,10 @@ def flow_to_color(flow: np.ndarray | torch.Tensor, max_flow: float | None = None
     Returns:
         uint8 RGB image (H, W, 3), or (N, H, W, 3) for a batch.
     """
-    t = torch.as_tensor(np.asarray(flow) if not isinstance(flow, torch.Tensor) else flow).detach().float().cpu()
-    if t.dim() == 3 and t.shape[-1] == 2 and t.shape[0] != 2:
+    is_numpy = not isinstance(flow, torch.Tensor)
+    t = torch.as_tensor(np.asarray(flow) if is_numpy else flow).detach().float().cpu()
+    # numpy input always means the .flo layout (H, W, 2); tensors are channel-first unless clearly (H, W, 2)
+    if t.dim() == 3 and (is_numpy or (t.shape[-1] == 2 and t.shape[0] != 2)):
         t = t.permute(2, 0, 1)
     batched = t.dim() == 4
     if not batched:

@@ -1,0 +1,13 @@
+"""Optical-flow data: file-index datasets, joint transforms and the synthetic Chairs-like generator."""
+from .datasets import (FlowDataset, FlowPairList, FlowSample, FlyingChairs, KITTI2015, Sintel, parse_chairs_split,
+                       sanitize_flow)
+from .synthetic import PHOTO_NAMES, SyntheticChairs, SyntheticSample, export_chairs_layout
+from .transforms import (CenterCrop, Compose, PhotometricJitter, RandomAffine, RandomCrop, RandomHorizontalFlip,
+                         RandomVerticalFlip, Resize, ToTensor, affine_warp_sample, chairs_train_transforms,
+                         eval_transforms)
+
+__all__ = ['FlowDataset', 'FlowPairList', 'FlowSample', 'FlyingChairs', 'Sintel', 'KITTI2015', 'parse_chairs_split',
+           'sanitize_flow', 'SyntheticChairs', 'SyntheticSample', 'export_chairs_layout', 'PHOTO_NAMES', 'Compose',
+           'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
+           'PhotometricJitter', 'Resize', 'ToTensor', 'affine_warp_sample', 'chairs_train_transforms',
+           'eval_transforms']
