@@ -1,0 +1,103 @@
+"""Training clip sampling for key-frame video detectors (Light Flow paper, "Towards High Performance Video Object
+Detection for Mobiles", section 4: training on T-1 key frames spaced up to l apart plus a current frame)."""
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from typing import Sequence
+
+from mmcv.transforms import BaseTransform
+
+from mmdet.registry import TRANSFORMS
+
+__all__ = ['KeyFrameClipSample']
+
+
+@TRANSFORMS.register_module()
+class KeyFrameClipSample(BaseTransform):
+    """Sample a training clip of ``num_key_frames`` key frames and one current frame from ONE video.
+
+    Used first in a training pipeline over :class:`CocoVIDDataset` (it needs the whole video, as mmdet's
+    ``UniformRefFrameSample``); the current frame is ``video_infos['key_frame_id']`` (an index into the video's
+    frames, set by ``TrackImgSampler``) or a random frame.
+
+    Spacing, in ``frame_id`` units with ``l = key_frame_interval``: the last key frame is 0 .. l-1 frames before the
+    current frame (0: the current frame is itself a key frame, as at test time every l-th frame is); each earlier
+    key frame is 1 .. l frames before the next (``random_interval=False``: exactly l and the current frame's offset
+    ``frame_id % l``, the test-time schedule). A frame missing from the video (filtered, or before its start) is
+    replaced by the nearest existing frame inside the allowed range, else by repeating the earliest key frame, so
+    frame ids are non-decreasing (duplicates only near a video's start or in one-frame videos).
+
+    Output (lists of length T = num_key_frames + 1, ordered by frame id, current frame LAST) with every frame's info
+    plus ``video_id``, ``video_length`` (frames in the video) and ``key_frame_flags = [False] * (T-1) + [True]``.
+    ``PackTrackInputs`` turns the flags into ``key_frames_inds=[T-1]`` (mmdet's name for the frame that carries the
+    loss, i.e. our current frame) and ``ref_frames_inds=[0, .., T-2]`` (the paper's key frames).
+
+    Args:
+        num_key_frames: key frames before the current frame (T - 1), >= 1.
+        key_frame_interval: the detector's key-frame interval l, >= 1.
+        random_interval: random spacing (paper's training) instead of the fixed test-time schedule.
+    """
+
+    def __init__(self, num_key_frames: int = 2, key_frame_interval: int = 10, random_interval: bool = True) -> None:
+        if num_key_frames < 1:
+            raise ValueError(f'num_key_frames must be >= 1, got {num_key_frames}')
+        if key_frame_interval < 1:
+            raise ValueError(f'key_frame_interval must be >= 1, got {key_frame_interval}')
+        self.num_key_frames = num_key_frames
+        self.key_frame_interval = key_frame_interval
+        self.random_interval = random_interval
+
+    def sample_indices(self, frame_ids: Sequence[int], current: int) -> list[int]:
+        """Indices into ``frame_ids`` (sorted ascending) of the clip: key frames ascending, then ``current``."""
+        interval = self.key_frame_interval
+        position = {f: i for i, f in enumerate(frame_ids)}
+
+        def pick(lo: int, hi: int, target: int) -> int | None:
+            # An existing frame with lo <= frame_id <= hi: random, or the one nearest to ``target``.
+            cands = [position[f] for f in range(max(lo, frame_ids[0]), hi + 1) if f in position]
+            if not cands:
+                return None
+            if self.random_interval:
+                return random.choice(cands)
+            return min(cands, key=lambda i: (abs(frame_ids[i] - target), -frame_ids[i]))
+
+        cur_f = frame_ids[current]
+        offset = cur_f % interval
+        keys = [pick(cur_f - interval + 1, cur_f, cur_f - offset)]
+        if keys[0] is None:
+            keys[0] = current
+        while len(keys) < self.num_key_frames:
+            prev_f = frame_ids[keys[-1]]
+            nxt = pick(prev_f - interval, prev_f - 1, prev_f - interval)
+            keys.append(keys[-1] if nxt is None else nxt)
+        return keys[::-1] + [current]
+
+    def transform(self, video_infos: dict) -> dict:
+        images = video_infos['images']
+        if not images:
+            raise ValueError(f'KeyFrameClipSample: video {video_infos.get("video_id")} has no frames')
+        current = video_infos.get('key_frame_id')
+        if current is None:
+            current = random.randrange(len(images))
+        if not 0 <= current < len(images):
+            raise ValueError(f'KeyFrameClipSample: key_frame_id {current} out of range for video '
+                             f'{video_infos.get("video_id")} with {len(images)} frames')
+        frame_ids = [info['frame_id'] for info in images]
+        if any(a >= b for a, b in zip(frame_ids, frame_ids[1:])):
+            raise ValueError(f'KeyFrameClipSample: frames of video {video_infos.get("video_id")} are not sorted by '
+                             f'unique frame_id: {frame_ids[:10]}...')
+        indices = self.sample_indices(frame_ids, current)
+        results: dict[str, list] = defaultdict(list)
+        for index in indices:
+            frame = dict(images[index], video_id=video_infos['video_id'], video_length=len(images),
+                         ori_video_length=len(images))
+            for key, value in frame.items():
+                results[key].append(value)
+        results = dict(results)
+        results['key_frame_flags'] = [False] * self.num_key_frames + [True]
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(num_key_frames={self.num_key_frames}, '
+                f'key_frame_interval={self.key_frame_interval}, random_interval={self.random_interval})')

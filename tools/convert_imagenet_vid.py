@@ -1,0 +1,199 @@
+"""Convert ImageNet VID (ILSVRC2015) XML annotations to CocoVID JSON for ``CocoVIDDataset``.
+
+Usage:
+    python tools/convert_imagenet_vid.py data/ILSVRC data/ILSVRC/annotations [--splits train val det]
+                                         [--det-list FILE]
+
+Writes ``imagenet_vid_train.json``, ``imagenet_vid_val.json`` and ``imagenet_det_30cls.json`` to OUT_DIR (each
+atomically). ``file_name`` is relative to the ILSVRC root (``Data/VID/train/<...>/<video>/000000.JPEG``).
+
+- VID videos: listed by ``ImageSets/VID/train_*.txt`` (``<video dir> <class>`` lines) and ``ImageSets/VID/val.txt``
+  (``<video>/<frame> <index>`` lines); without those files, every folder of XMLs under ``Annotations/VID/<split>``.
+  Every annotated frame becomes an image (also frames without objects); ``frame_id`` is the XML's number
+  (``000012.xml`` -> 12). Objects' ``<trackid>`` become ``instance_id`` (unique in the file, from 1).
+- DET: the images of ``Annotations/DET/train`` (or those in ``--det-list``, FGFA's ``DET_train_30classes.txt``
+  format: ``<path without extension> <n>``) that contain at least one of the 30 VID classes, each as a one-frame
+  video; objects of other classes are dropped. Each DET object gets its own ``instance_id``.
+- Boxes: ``[xmin, ymin, xmax - xmin, ymax - ymin]`` (mmtracking's / FGFA's convention for these 0-based XML
+  coordinates; no VOC ``+1``), ``area = w * h``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lightflow.io import atomic_write  # noqa: E402
+
+# The 30 ImageNet VID classes: WordNet id -> name (category ids 1..30 in this order).
+VID_CLASSES = (
+    ('n02691156', 'airplane'), ('n02419796', 'antelope'), ('n02131653', 'bear'), ('n02834778', 'bicycle'),
+    ('n01503061', 'bird'), ('n02924116', 'bus'), ('n02958343', 'car'), ('n02402425', 'cattle'),
+    ('n02084071', 'dog'), ('n02121808', 'domestic_cat'), ('n02503517', 'elephant'), ('n02118333', 'fox'),
+    ('n02510455', 'giant_panda'), ('n02342885', 'hamster'), ('n02374451', 'horse'), ('n02129165', 'lion'),
+    ('n01674464', 'lizard'), ('n02484322', 'monkey'), ('n03790512', 'motorcycle'), ('n02324045', 'rabbit'),
+    ('n02509815', 'red_panda'), ('n02411705', 'sheep'), ('n01726692', 'snake'), ('n02355227', 'squirrel'),
+    ('n02129604', 'tiger'), ('n04468005', 'train'), ('n01662784', 'turtle'), ('n04530566', 'watercraft'),
+    ('n02062744', 'whale'), ('n02391049', 'zebra'))
+WNID_TO_CAT = {wnid: i + 1 for i, (wnid, _) in enumerate(VID_CLASSES)}
+CATEGORIES = [dict(id=i + 1, name=name, wnid=wnid) for i, (wnid, name) in enumerate(VID_CLASSES)]
+
+
+def parse_xml(path: Path) -> dict:
+    """Read one ILSVRC XML: ``{'width', 'height', 'objects': [{'wnid', 'bbox' (x, y, w, h), 'trackid', ...}]}``."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f'{path}: not a valid XML file ({err})') from None
+    size = root.find('size')
+    try:
+        width, height = int(size.findtext('width')), int(size.findtext('height'))
+    except (AttributeError, TypeError, ValueError):
+        raise ValueError(f'{path}: missing or bad <size><width>/<height>') from None
+    objects = []
+    for obj in root.findall('object'):
+        box = obj.find('bndbox')
+        try:
+            xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f'{path}: object without a valid <bndbox>') from None
+        if xmax < xmin or ymax < ymin:
+            raise ValueError(f'{path}: bad box xmin={xmin} ymin={ymin} xmax={xmax} ymax={ymax}')
+        trackid = obj.findtext('trackid')
+        objects.append(dict(wnid=(obj.findtext('name') or '').strip(),
+                            bbox=[xmin, ymin, xmax - xmin, ymax - ymin],
+                            trackid=None if trackid is None else int(trackid),
+                            occluded=int(obj.findtext('occluded') or 0),
+                            generated=int(obj.findtext('generated') or 0)))
+    return dict(width=width, height=height, objects=objects)
+
+
+def _frame_id(stem: str, position: int) -> int:
+    return int(stem) if stem.isdigit() else position
+
+
+def list_vid_videos(root: Path, split: str) -> list[str]:
+    """Video folders (relative to ``Annotations/VID/<split>``) of a split, from ImageSets/VID or by scanning."""
+    sets = root / 'ImageSets' / 'VID'
+    videos: list[str] = []
+    if split == 'train':
+        files = sorted(sets.glob('train_*.txt'))
+        for f in files:
+            videos += [line.split()[0] for line in f.read_text().splitlines() if line.strip()]
+    elif (sets / f'{split}.txt').is_file():
+        files = [sets / f'{split}.txt']
+        videos = [line.split()[0].rsplit('/', 1)[0] for line in files[0].read_text().splitlines() if line.strip()]
+    else:
+        files = []
+    if not files:
+        ann_dir = root / 'Annotations' / 'VID' / split
+        if not ann_dir.is_dir():
+            raise FileNotFoundError(f'{ann_dir}: no VID annotations for split {split!r} (and no ImageSets/VID list)')
+        videos = sorted(str(p.parent.relative_to(ann_dir)) for p in ann_dir.rglob('000000.xml'))
+    return list(dict.fromkeys(videos))  # unique, first-seen order
+
+
+def convert_vid(root: Path, split: str) -> dict:
+    """CocoVID dict of VID ``split`` ('train' or 'val')."""
+    coco = dict(categories=CATEGORIES, videos=[], images=[], annotations=[])
+    ann_dir = root / 'Annotations' / 'VID' / split
+    instance_ids: dict[tuple[int, int], int] = {}
+    for video in tqdm(list_vid_videos(root, split), desc=f'VID {split}', unit='video'):
+        xmls = sorted((ann_dir / video).glob('*.xml'))
+        if not xmls:
+            raise FileNotFoundError(f'{ann_dir / video}: listed video has no XML annotations')
+        video_id = len(coco['videos']) + 1
+        coco['videos'].append(dict(id=video_id, name=f'{split}/{video}'))
+        for position, xml in enumerate(xmls):
+            info = parse_xml(xml)
+            image_id = len(coco['images']) + 1
+            coco['images'].append(dict(id=image_id, file_name=f'Data/VID/{split}/{video}/{xml.stem}.JPEG',
+                                       height=info['height'], width=info['width'], video_id=video_id,
+                                       frame_id=_frame_id(xml.stem, position)))
+            for obj in info['objects']:
+                if obj['wnid'] not in WNID_TO_CAT:
+                    raise ValueError(f'{xml}: {obj["wnid"]!r} is not one of the 30 VID classes')
+                key = (video_id, obj['trackid'] if obj['trackid'] is not None else -len(instance_ids) - 1)
+                instance_id = instance_ids.setdefault(key, len(instance_ids) + 1)
+                _add_annotation(coco, image_id, video_id, obj, instance_id)
+    return coco
+
+
+def _add_annotation(coco: dict, image_id: int, video_id: int, obj: dict, instance_id: int) -> None:
+    x, y, w, h = obj['bbox']
+    coco['annotations'].append(dict(id=len(coco['annotations']) + 1, image_id=image_id, video_id=video_id,
+                                    category_id=WNID_TO_CAT[obj['wnid']], instance_id=instance_id,
+                                    bbox=[x, y, w, h], area=w * h, iscrowd=0, occluded=obj['occluded'],
+                                    generated=obj['generated']))
+
+
+def convert_det(root: Path, det_list: Path | None = None) -> dict:
+    """CocoVID dict of the DET train images containing VID classes, each a one-frame video."""
+    ann_dir = root / 'Annotations' / 'DET' / 'train'
+    if det_list is not None:
+        if not det_list.is_file():
+            raise FileNotFoundError(f'{det_list}: DET image list not found')
+        names = [line.split()[0] for line in det_list.read_text().splitlines() if line.strip()]
+        # FGFA's lists are relative to Annotations/DET ('train/ILSVRC2014_train_0000/...').
+        xmls = [ann_dir.parent / f'{name}.xml' if name.startswith('train/') else ann_dir / f'{name}.xml'
+                for name in dict.fromkeys(names)]
+    else:
+        if not ann_dir.is_dir():
+            raise FileNotFoundError(f'{ann_dir}: no DET train annotations')
+        xmls = sorted(ann_dir.rglob('*.xml'))
+    coco = dict(categories=CATEGORIES, videos=[], images=[], annotations=[])
+    for xml in tqdm(xmls, desc='DET train', unit='image'):
+        if not xml.is_file():
+            raise FileNotFoundError(f'{xml}: listed DET annotation not found')
+        info = parse_xml(xml)
+        objects = [obj for obj in info['objects'] if obj['wnid'] in WNID_TO_CAT]
+        if not objects:
+            continue
+        rel = xml.relative_to(ann_dir).with_suffix('')
+        video_id = len(coco['videos']) + 1
+        coco['videos'].append(dict(id=video_id, name=f'DET/train/{rel.as_posix()}'))
+        image_id = len(coco['images']) + 1
+        coco['images'].append(dict(id=image_id, file_name=f'Data/DET/train/{rel.as_posix()}.JPEG',
+                                   height=info['height'], width=info['width'], video_id=video_id, frame_id=0))
+        for obj in objects:
+            _add_annotation(coco, image_id, video_id, obj, len(coco['annotations']) + 1)
+    return coco
+
+
+OUTPUT_NAMES = {'train': 'imagenet_vid_train.json', 'val': 'imagenet_vid_val.json', 'det': 'imagenet_det_30cls.json'}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('root', type=Path, help='ILSVRC root with Annotations/, Data/, ImageSets/')
+    parser.add_argument('out_dir', type=Path, help='folder for the JSON files')
+    parser.add_argument('--splits', nargs='+', default=['train', 'val', 'det'], choices=sorted(OUTPUT_NAMES))
+    parser.add_argument('--det-list', type=Path, default=None,
+                        help='DET images to use (FGFA DET_train_30classes.txt format); default: scan all')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    args = parse_args(argv)
+    if not (args.root / 'Annotations').is_dir():
+        raise FileNotFoundError(f'{args.root}: not an ILSVRC root (no Annotations/ folder)')
+    results = {}
+    for split in args.splits:
+        coco = convert_det(args.root, args.det_list) if split == 'det' else convert_vid(args.root, split)
+        path = args.out_dir / OUTPUT_NAMES[split]
+        with atomic_write(path, 'w') as f:
+            json.dump(coco, f)
+        print(f'{split}: {len(coco["videos"])} videos, {len(coco["images"])} images, '
+              f'{len(coco["annotations"])} boxes -> {path}')
+        results[split] = coco
+    return results
+
+
+if __name__ == '__main__':
+    main()
