@@ -1,0 +1,33 @@
+# Everything is registered into mmengine's root registries by importing lightflow.engine.
+default_scope = None
+custom_imports = dict(imports=['lightflow.engine'], allow_failed_imports=False)
+
+default_hooks = dict(
+    timer=dict(type='IterTimerHook'),
+    logger=dict(type='LoggerHook', interval=50),
+    param_scheduler=dict(type='ParamSchedulerHook'),
+    # Keeps the latest checkpoints plus best_EPE_*.pth (lower is better).
+    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='EPE', rule='less'),
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+)
+custom_hooks = [
+    # work_dir/vis/iter_<N>/*.png: frame 1 | prediction | GT colour flow of the first validation samples.
+    dict(type='FlowVisualizationHook', num_samples=4),
+    # meta['lightflow'] = width_mult / div_flow in every checkpoint.
+    dict(type='LightFlowMetaHook'),
+]
+
+env_cfg = dict(
+    cudnn_benchmark=True,
+    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
+    # tools/train_flow.py switches to gloo when CUDA is unavailable.
+    dist_cfg=dict(backend='nccl'),
+)
+
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='Visualizer', vis_backends=vis_backends)
+log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
+log_level = 'INFO'
+load_from = None
+resume = False
+randomness = dict(seed=0)

@@ -1,0 +1,80 @@
+"""Config helpers shared by tools/train_flow.py and tools/test_flow.py."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mmengine.config import Config
+
+__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed']
+
+_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def _replace_root(node: Any, old: str, new: str) -> int:
+    count = 0
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'root' and isinstance(value, str) and value == old:
+                node[key] = new
+                count += 1
+            else:
+                count += _replace_root(value, old, new)
+    elif isinstance(node, (list, tuple)):
+        count += sum(_replace_root(v, old, new) for v in node)
+    return count
+
+
+def set_data_root(cfg: Config, data_root: str) -> int:
+    """Point every dataset ``root`` that equals the config's ``data_root`` variable at ``data_root``.
+
+    mmengine substitutes base-config variables when the file is read, so ``--cfg-options data_root=X`` alone would
+    not reach the dataloaders; this rewrites them too. Returns how many ``root`` entries changed.
+    """
+    old = cfg.get('data_root')
+    if old is None:
+        raise ValueError('data_root: this config defines no data_root variable; set the dataset root with '
+                         '--cfg-options train_dataloader.dataset.dataset.root=...')
+    count = sum(_replace_root(cfg.get(name), old, data_root) for name in _LOADERS if cfg.get(name) is not None)
+    cfg.data_root = data_root
+    return count
+
+
+def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
+    """``Config.fromfile`` + ``--cfg-options`` (``data_root`` handled by :func:`set_data_root`) + work_dir default
+    ``work_dirs/<config name>``."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'{path}: no such config file')
+    cfg = Config.fromfile(path)
+    options = dict(cfg_options or {})
+    if 'data_root' in options:
+        set_data_root(cfg, str(options.pop('data_root')))
+    if options:
+        cfg.merge_from_dict(options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = str(Path('work_dirs') / Path(path).stem)
+    return cfg
+
+
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """Make ``--launcher pytorch`` work without CUDA: gloo process group and a device-less DDP wrapper.
+
+    mmengine's own ``init_dist`` calls ``torch.cuda.set_device`` and its default DDP wrapper passes
+    ``device_ids=[LOCAL_RANK]``; both fail on CPU. Initialising the gloo group first makes the Runner skip its
+    ``init_dist``, and ``model_wrapper_cfg`` with ``device_ids=None`` is what DDP needs for CPU modules.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')  # env:// rendezvous from torchrun's RANK / WORLD_SIZE / MASTER_*
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.setdefault('device_ids', None)
+    wrapper.setdefault('broadcast_buffers', False)
+    cfg.model_wrapper_cfg = wrapper

@@ -1,0 +1,258 @@
+"""Light Flow as an mmengine model: the training loss, batch preparation, and checkpoint loading with a width check."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from mmengine.registry import MODELS
+from mmengine.runner.checkpoint import get_torch_safe_globals
+from torch import Tensor
+
+from ..inference import estimate_flow, pad_to_multiple
+from ..models.lightflow import LightFlow, LightFlowConfig, build_lightflow
+
+__all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'flow_l1_loss', 'downsample_flow_target',
+           'load_lightflow_checkpoint', 'lightflow_state_dict', 'checkpoint_width']
+
+# First pointwise conv of conv1 (encoder stage 0: dw conv, BN, act, pw conv -> index 3); its out channels reveal the
+# width multiplier: int(32 * width_mult).
+_CONV1_KEY = 'encoder.0.3.weight'
+
+
+def downsample_flow_target(flow: Tensor, valid: Tensor, factor: int) -> tuple[Tensor, Tensor]:
+    """Area-downsample GT flow by ``factor``, averaging only valid pixels.
+
+    Args:
+        flow: (N, 2, H, W) GT flow in pixels (values are *not* rescaled: FlowNet predicts full-res pixels / div_flow).
+        valid: (N, H, W) bool mask.
+        factor: integer downsampling factor (4 for Light Flow's 1/4 output); H and W must be multiples of it.
+
+    Returns:
+        ``(target, cell_valid)``: (N, 2, H/f, W/f) masked mean ``sum(flow * valid) / sum(valid)`` per f x f cell
+        (0 where no pixel is valid) and the (N, H/f, W/f) bool mask of cells with at least one valid pixel.
+    """
+    if flow.shape[-2] % factor or flow.shape[-1] % factor:
+        raise ValueError(f'flow size {tuple(flow.shape[-2:])} is not a multiple of the downsampling factor {factor}')
+    v = valid.unsqueeze(1).to(flow.dtype)
+    # where() rather than multiply: an invalid pixel may hold NaN or 1e9, and NaN * 0 is NaN.
+    flow = torch.where(v > 0, flow, torch.zeros_like(flow))
+    frac = F.avg_pool2d(v, factor)  # (N, 1, h, w) fraction of valid pixels per cell
+    mean = F.avg_pool2d(flow, factor)  # sum(flow * valid) / f^2
+    target = mean / frac.clamp_min(1e-12) * (frac > 0)
+    return target, frac[:, 0] > 0
+
+
+def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float) -> Tensor:
+    """Light Flow training loss: L1 between the averaged 1/4-res prediction and the area-downsampled GT / div_flow.
+
+    Exact reduction: per 1/4-res cell the L1 of the 2-vector, ``|du| + |dv|``, is taken in units of px / div_flow,
+    then averaged (unweighted) over the cells that contain at least one valid GT pixel. Cells without any valid pixel
+    (sparse KITTI GT, padding) are left out; with no valid cell at all the loss is 0 (and still differentiable).
+
+    Args:
+        pred: (N, 2, h, w) network output (flow / div_flow at 1/4 resolution).
+        flow: (N, 2, H, W) GT flow in pixels, H = f * h, W = f * w.
+        valid: (N, H, W) bool mask.
+        div_flow: the target scale (20 for FlowNet / Light Flow).
+
+    Returns:
+        scalar loss.
+    """
+    if pred.dim() != 4 or pred.shape[1] != 2 or flow.shape[:2] != pred.shape[:2]:
+        raise ValueError(f'pred must be (N, 2, h, w) matching flow (N, 2, H, W), got {tuple(pred.shape)} and '
+                         f'{tuple(flow.shape)}')
+    factor = flow.shape[-1] // pred.shape[-1]
+    if factor < 1 or flow.shape[-2:] != (pred.shape[-2] * factor, pred.shape[-1] * factor):
+        raise ValueError(f'GT size {tuple(flow.shape[-2:])} is not an integer multiple of the prediction size '
+                         f'{tuple(pred.shape[-2:])}')
+    target, cells = downsample_flow_target(flow, valid, factor)
+    l1 = (pred - target / div_flow).abs().sum(dim=1)  # (N, h, w)
+    return (l1 * cells).sum() / cells.sum().clamp_min(1)
+
+
+@MODELS.register_module()
+class FlowDataPreprocessor(BaseDataPreprocessor):
+    """Moves a ``pseudo_collate``-d batch to the model's device and stacks equal-size pairs.
+
+    Returns ``dict(inputs=(N, 2, 3, H, W) tensor, or a list of (2, 3, H, W) pairs of different sizes,
+    data_samples=list of per-sample data elements (or dicts) with flow / valid)``.
+    """
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        data = self.cast_data(data)
+        inputs, samples = data['inputs'], data.get('data_samples')
+        if isinstance(inputs, (list, tuple)) and len({tuple(x.shape) for x in inputs}) == 1:
+            inputs = torch.stack(list(inputs))
+        return dict(inputs=inputs, data_samples=None if samples is None else list(samples))
+
+
+def _field(sample: Any, key: str, default: Any = None) -> Any:
+    """``key`` of a per-sample dict or data element (its data fields and metainfo)."""
+    return default if sample is None else sample.get(key, default)
+
+
+def lightflow_state_dict(checkpoint: dict[str, Any], source: str = 'checkpoint') -> dict[str, Tensor]:
+    """The bare :class:`LightFlow` state dict inside a raw state dict or an mmengine checkpoint (``flownet.`` keys)."""
+    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{source}: not a state dict or an mmengine checkpoint (got {type(checkpoint).__name__})')
+    for prefix in ('module.', 'flownet.'):
+        if any(k.startswith(prefix) for k in state):
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    if _CONV1_KEY not in state:
+        raise ValueError(f'{source}: no Light Flow weights found (missing {_CONV1_KEY!r}; keys start with '
+                         f'{sorted(state)[:3]})')
+    return state
+
+
+def checkpoint_width(state: dict[str, Tensor], base_channels: int = LightFlowConfig.encoder_channels[0]) -> float:
+    """Width multiplier of a Light Flow state dict, from conv1's out channels (``int(32 * width_mult)``)."""
+    return state[_CONV1_KEY].shape[0] / base_channels
+
+
+def _torch_load(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such checkpoint')
+    # weights_only with mmengine's own allowlist (numpy arrays and HistoryBuffer of its message hub); no arbitrary code.
+    with torch.serialization.safe_globals(get_torch_safe_globals()):
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as e:  # torch raises UnpicklingError, RuntimeError or EOFError for bad files
+            raise ValueError(f'{path}: cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})') from None
+
+
+def _load_checked(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:
+    state = lightflow_state_dict(_torch_load(path, map_location), str(path))
+    width = checkpoint_width(state)
+    if abs(width - model.width_mult) > 1e-6:
+        raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={width:g} (conv1 has '
+                         f'{state[_CONV1_KEY].shape[0]} channels), but the model has width_mult={model.width_mult:g}')
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f'{path}: weights do not fit a width_mult={model.width_mult:g} Light Flow: '
+                         f'{" ".join(str(e).split())[:300]}') from None
+
+
+def load_lightflow_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> LightFlow:
+    """Load a :class:`LightFlow` from a raw state dict or a ``tools/train_flow.py`` (mmengine) checkpoint.
+
+    The width multiplier is read from the checkpoint's meta (``meta['lightflow']``, written by ``LightFlowMetaHook``)
+    or inferred from conv1's weight shape; ``div_flow`` from the meta, else the default 20.
+
+    Returns:
+        the network in eval mode on ``map_location``.
+    """
+    ckpt = _torch_load(path, map_location)
+    meta = (ckpt.get('meta') or {}).get('lightflow', {}) if isinstance(ckpt, dict) else {}
+    state = lightflow_state_dict(ckpt, str(path))
+    model = build_lightflow(width_mult=float(meta.get('width_mult', checkpoint_width(state))),
+                            div_flow=float(meta.get('div_flow', LightFlowConfig.div_flow)))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f'{path}: weights are not a standard Light Flow: {" ".join(str(e).split())[:300]}') from None
+    return model.to(map_location).eval()
+
+
+@MODELS.register_module()
+class LightFlowModel(BaseModel):
+    """Light Flow for mmengine's Runner.
+
+    Args:
+        width_mult: width multiplier alpha (1.0, 0.75, 0.5 in the paper).
+        div_flow: the network predicts flow / div_flow; EPE is measured after upsampling and multiplying back.
+        pretrained: optional checkpoint (raw LightFlow state dict or a train_flow.py checkpoint) loaded at build time;
+            a checkpoint of another width raises ValueError naming its width.
+        data_preprocessor: config of the batch preprocessor (default :class:`FlowDataPreprocessor`).
+        init_cfg: mmengine init config.
+        **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
+    """
+
+    def __init__(self, width_mult: float = 1.0, div_flow: float = 20.0, pretrained: str | None = None,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None, **lightflow_cfg) -> None:
+        super().__init__(data_preprocessor=data_preprocessor or dict(type='FlowDataPreprocessor'), init_cfg=init_cfg)
+        unknown = set(lightflow_cfg) - set(LightFlowConfig.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f'LightFlowModel: unknown Light Flow hyperparameters {sorted(unknown)}')
+        self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
+        if pretrained:
+            _load_checked(self.flownet, pretrained)
+
+    @property
+    def div_flow(self) -> float:
+        return self.flownet.div_flow
+
+    def forward(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None,
+                mode: str = 'tensor') -> dict[str, Tensor] | list[dict] | Tensor:
+        """Run in one of mmengine's modes.
+
+        Args:
+            inputs: (N, 2, 3, H, W) frame pairs (RGB 0..255), or a list of (2, 3, H, W) pairs of different sizes
+                (predict mode only). Any H, W: pairs are replicate-padded to multiples of 64.
+            data_samples: per-sample data elements (or dicts) with ``flow`` (2, H, W) and ``valid`` (H, W) (loss and
+                predict modes).
+            mode: 'loss' -> ``{'loss_flow'}``; 'predict' -> list of dicts with ``pred_flow`` (2, H, W) in pixels at the
+                sample's size and ``gt_flow``/``gt_valid`` when given; 'tensor' -> (N, 2, H'/4, W'/4) raw output of
+                the padded pair (flow / div_flow).
+        """
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self._forward_padded(self._as_batch(inputs, mode))[0]
+        raise ValueError(f"mode must be 'loss', 'predict' or 'tensor', got {mode!r}")
+
+    @staticmethod
+    def _as_batch(inputs: Tensor | list[Tensor], mode: str) -> Tensor:
+        if isinstance(inputs, (list, tuple)):
+            if len({tuple(x.shape) for x in inputs}) != 1:
+                raise ValueError(f'{mode} mode needs pairs of one size in a batch, got '
+                                 f'{sorted({tuple(x.shape) for x in inputs})}')
+            inputs = torch.stack(list(inputs))
+        if inputs.dim() != 5 or inputs.shape[1:3] != (2, 3):
+            raise ValueError(f'inputs must be (N, 2, 3, H, W) frame pairs, got {tuple(inputs.shape)}')
+        return inputs
+
+    def _forward_padded(self, pairs: Tensor) -> tuple[Tensor, tuple[int, int]]:
+        x = self.flownet.normalize(pairs[:, 0].float(), pairs[:, 1].float())
+        x, size = pad_to_multiple(x, self.flownet.size_divisor)
+        return self.flownet.forward_features(x), size
+
+    def loss(self, inputs: Tensor | list[Tensor], data_samples: list[dict]) -> dict[str, Tensor]:
+        """L1 loss of :func:`flow_l1_loss`; padded pixels count as invalid GT."""
+        if not data_samples:
+            raise ValueError('loss mode needs data_samples with GT flow and valid masks')
+        pred, (h, w) = self._forward_padded(self._as_batch(inputs, 'loss'))
+        flow = torch.stack([_field(s, 'flow') for s in data_samples]).float()
+        valid = torch.stack([_field(s, 'valid') for s in data_samples]).bool()
+        hp, wp = pred.shape[-2] * 4, pred.shape[-1] * 4
+        flow = F.pad(flow, (0, wp - w, 0, hp - h))
+        valid = F.pad(valid, (0, wp - w, 0, hp - h), value=False)
+        return {'loss_flow': flow_l1_loss(pred, flow, valid, self.div_flow)}
+
+    def predict(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None) -> list[dict]:
+        """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (bilinear upsample x div_flow)."""
+        if isinstance(inputs, Tensor):
+            flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1]))
+        else:  # pairs of different sizes: one at a time
+            flows = [estimate_flow(self.flownet, x[0], x[1])[0] for x in inputs]
+        results = []
+        for i, flow in enumerate(flows):
+            sample = data_samples[i] if data_samples else None
+            result = {k: _field(sample, k) for k in ('ori_shape', 'sample_idx') if _field(sample, k) is not None}
+            if 'ori_shape' in result:
+                oh, ow = (int(v) for v in result['ori_shape'])
+                flow = flow[:, :oh, :ow]
+            result['pred_flow'] = flow
+            if _field(sample, 'flow') is not None:
+                result['gt_flow'] = _field(sample, 'flow')
+                result['gt_valid'] = _field(sample, 'valid')
+            results.append(result)
+        return results

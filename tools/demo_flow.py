@@ -1,0 +1,226 @@
+"""Run a trained Light Flow on an image pair, a folder of frames or a video; write .flo files and colour PNGs.
+
+    python tools/demo_flow.py work_dirs/synthetic/best_EPE_iter_300.pth frame10.png frame11.png --out out/
+    python tools/demo_flow.py CKPT frames_dir/ --out out/          # consecutive pairs of the sorted frames
+    python tools/demo_flow.py CKPT clip.mp4 --out out/             # also writes out/clip_flow.mp4
+
+The first argument is a checkpoint (train_flow.py's or a raw LightFlow state dict; the width is read from it) or a
+config whose ``model.pretrained`` / ``load_from`` names one. A config without a checkpoint is refused: random weights
+give meaningless flow. Every file is written atomically. Run with the package importable (``PYTHONPATH=.``).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp'}
+VIDEO_EXTS = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.gif'}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Estimate optical flow with Light Flow; writes NAME.flo and NAME.png (colour) per pair.',
+        epilog='A checkpoint is required (directly, or named by the config): the tool refuses to run random weights.')
+    parser.add_argument('model', metavar='CHECKPOINT_OR_CONFIG',
+                        help='.pth checkpoint, or a config .py whose model.pretrained / load_from names one')
+    parser.add_argument('inputs', nargs='+', metavar='INPUT',
+                        help='two images (a pair), one folder of frames, or one video file')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--width', type=float, help='expected width multiplier; error if the checkpoint differs')
+    parser.add_argument('--max-flow', type=float, help='flow magnitude of full colour saturation (default per frame)')
+    parser.add_argument('--max-pairs', type=int, default=None, help='stop after this many pairs (long videos)')
+    parser.add_argument('--device', default=None, help='torch device (default: cuda if available, else cpu)')
+    return parser.parse_args(argv)
+
+
+def load_model(source: str, width: float | None, device: str):
+    """The LightFlow named by a checkpoint or config, checked against ``--width``."""
+    from lightflow.engine import load_lightflow_checkpoint
+
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such checkpoint or config')
+    expected = width
+    if path.suffix == '.py':
+        from mmengine.config import Config
+
+        cfg = Config.fromfile(str(path))
+        ckpt = cfg.model.get('pretrained') or cfg.get('load_from')
+        if not ckpt:
+            raise ValueError(f'{path}: the config names no checkpoint (model.pretrained or load_from); pass a '
+                             'checkpoint instead (random weights give meaningless flow)')
+        cfg_width = float(cfg.model.get('width_mult', 1.0))
+        if expected is not None and abs(expected - cfg_width) > 1e-6:
+            raise ValueError(f'--width {expected:g} disagrees with {path} (model.width_mult={cfg_width:g})')
+        expected, path = cfg_width, Path(ckpt)
+    model = load_lightflow_checkpoint(path, map_location=device)
+    if expected is not None and abs(model.width_mult - expected) > 1e-6:
+        raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={model.width_mult:g}, '
+                         f'but width {expected:g} was asked for')
+    return model
+
+
+def _to_rgb(frame: np.ndarray, where: str) -> np.ndarray:
+    """Video/array frame -> uint8 RGB (H, W, 3): grey replicated, alpha dropped."""
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    if frame.dtype != np.uint8:
+        raise ValueError(f'{where}: unsupported frame dtype {frame.dtype}')
+    if frame.ndim == 2:
+        frame = np.repeat(frame[..., None], 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] in (1, 4):
+        frame = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[..., :3]
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f'{where}: expected an RGB, grey or RGBA frame, got shape {frame.shape}')
+    return np.ascontiguousarray(frame)
+
+
+def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
+    import imageio.v3 as iio
+
+    count = 0
+    try:
+        for count, frame in enumerate(iio.imiter(path), start=1):
+            yield f'{path.stem}_{count - 1:06d}', _to_rgb(frame, f'{path} frame {count - 1}')
+    except (OSError, RuntimeError, StopIteration) as e:
+        if count == 0:
+            detail = str(e).splitlines()[0] if str(e) else ''
+            raise ValueError(f'{path}: cannot read video ({type(e).__name__}: {detail})') from None
+        raise ValueError(f'{path}: video decoding failed after {count} frames ({type(e).__name__})') from None
+    if count == 0:
+        raise ValueError(f'{path}: the video yielded no frames')
+
+
+def _video_length(path: Path) -> int | None:
+    import imageio.v3 as iio
+
+    with contextlib.suppress(Exception):
+        meta = iio.immeta(path)
+        n = meta.get('duration', math.inf) * meta.get('fps', math.inf)
+        if math.isfinite(n):
+            return int(round(n))
+    return None
+
+
+def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
+    """Classify INPUT...: ('pair', [a, b]), ('folder', sorted frames) or ('video', [file])."""
+    paths = [Path(p) for p in inputs]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f'{p}: no such file or folder')
+    if len(paths) == 1 and paths[0].is_dir():
+        frames = sorted(f for f in paths[0].iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        if len(frames) < 2:
+            raise ValueError(f'{paths[0]}: needs at least 2 image frames ({sorted(IMAGE_EXTS)}), found {len(frames)}')
+        return 'folder', frames
+    if len(paths) == 1 and paths[0].suffix.lower() in VIDEO_EXTS:
+        return 'video', paths
+    if len(paths) == 2 and all(p.is_file() for p in paths):
+        return 'pair', paths
+    raise ValueError(f'INPUT must be two images, one folder of frames or one video file; got {len(paths)} '
+                     f'path(s): {" ".join(map(str, paths))}')
+
+
+def _frames(kind: str, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
+    from lightflow.io import read_image
+
+    if kind == 'video':
+        yield from _video_frames(paths[0])
+    else:
+        for p in paths:
+            yield p.stem, read_image(p)
+
+
+def write_png(path: Path, img: np.ndarray) -> None:
+    from lightflow.engine.hooks import encode_png
+    from lightflow.io import atomic_write
+
+    with atomic_write(path) as f:
+        f.write(encode_png(img))
+
+
+def run(args: argparse.Namespace) -> list[Path]:
+    """Estimate and write the flow of every consecutive pair; returns the written .flo paths."""
+    import torch
+    from tqdm import tqdm
+
+    from lightflow import estimate_flow, flow_to_color, write_flo
+
+    if args.max_pairs is not None and args.max_pairs < 1:
+        raise ValueError(f'--max-pairs must be >= 1, got {args.max_pairs}')
+    kind, paths = collect_inputs(args.inputs)
+    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
+    model = load_model(args.model, args.width, device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    total = len(paths) - 1 if kind != 'video' else (lambda n: None if n is None else max(n - 1, 0))(
+        _video_length(paths[0]))
+    if args.max_pairs is not None:
+        total = args.max_pairs if total is None else min(total, args.max_pairs)
+
+    writer, tmp_video, final_video, written = None, None, None, []
+    try:
+        prev = None
+        with torch.inference_mode(), tqdm(total=total, unit='pair', desc='flow') as bar:
+            for name, frame in _frames(kind, paths):
+                if prev is not None:
+                    prev_name, prev_frame = prev
+                    if prev_frame.shape != frame.shape:
+                        h1, w1 = prev_frame.shape[:2]
+                        h2, w2 = frame.shape[:2]
+                        raise ValueError(f'{prev_name} is {w1}x{h1} but {name} is {w2}x{h2}: both frames of a pair '
+                                         'must have the same size')
+                    flow = estimate_flow(model, prev_frame, frame)[0].permute(1, 2, 0).float().cpu().numpy()
+                    write_flo(out / f'{prev_name}.flo', flow)
+                    color = flow_to_color(flow, max_flow=args.max_flow)
+                    write_png(out / f'{prev_name}.png', color)
+                    written.append(out / f'{prev_name}.flo')
+                    if kind == 'video':
+                        if writer is None:
+                            import imageio.v2 as iio2
+                            import imageio.v3 as iio
+
+                            fps = float(iio.immeta(paths[0]).get('fps', 10.0))
+                            final_video = out / f'{paths[0].stem}_flow.mp4'
+                            tmp_video = out / f'.{final_video.stem}.tmp.mp4'
+                            # macro_block_size=2: keep the size (x264 only needs even dimensions).
+                            writer = iio2.get_writer(tmp_video, format='FFMPEG', fps=fps, macro_block_size=2)
+                        writer.append_data(color)
+                    bar.update(1)
+                    if args.max_pairs is not None and len(written) >= args.max_pairs:
+                        break
+                prev = (name, frame)
+        if kind == 'video' and not written:
+            raise ValueError(f'{paths[0]}: the video has a single frame; flow needs at least 2')
+        if writer is not None:
+            writer.close()
+            writer = None
+            os.replace(tmp_video, final_video)
+    finally:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.close()
+        if tmp_video is not None and tmp_video.exists():
+            tmp_video.unlink()
+    print(f'wrote {len(written)} flow field(s) (.flo + .png) to {out}' +
+          (f' and {final_video}' if final_video is not None else ''))
+    return written
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    return run(parse_args(argv))
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')
