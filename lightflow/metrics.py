@@ -18,7 +18,7 @@ __all__ = ['valid_flow_mask', 'flow_metric_sums', 'flow_metrics', 'metrics_from_
 
 # Public names of the reported metrics, in reporting order.
 METRIC_KEYS = ('EPE', '1px', '3px', '5px', 'Fl-all')
-_SUM_KEYS = ('epe_sum', 'n_1px', 'n_3px', 'n_5px', 'n_outlier', 'count')
+_SUM_KEYS = ('epe_sum', 'n_1px', 'n_3px', 'n_5px', 'n_outlier', 'gt_mag_sum', 'count')
 
 
 def _as_batch(t: Tensor, name: str, channels: int | None) -> Tensor:
@@ -77,12 +77,14 @@ def flow_metric_sums(pred: Tensor, gt: Tensor, valid: Tensor | None = None) -> d
         n_3px=float((epe < 3).sum()),
         n_5px=float((epe < 5).sum()),
         n_outlier=float(((epe > 3) & (epe > 0.05 * mag)).sum()),
+        gt_mag_sum=float(mag.sum()),
         count=float(mask.sum()),
     )
 
 
 def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
-    """Turn (accumulated) :func:`flow_metric_sums` into EPE (px), 1px/3px/5px (fractions 0..1), Fl-all (percent).
+    """Turn (accumulated) :func:`flow_metric_sums` into EPE (px), 1px/3px/5px (fractions 0..1), Fl-all (percent)
+    and ``EPE_zero``, the EPE of predicting zero flow (mean |gt|), as a reference.
 
     With no valid pixel at all every metric is NaN (there is nothing to average, and 0 would look like a result).
     """
@@ -91,13 +93,15 @@ def metrics_from_sums(sums: dict[str, float]) -> dict[str, float]:
         raise ValueError(f'sums lack {missing}; expected the keys of flow_metric_sums: {list(_SUM_KEYS)}')
     n = sums['count']
     if n <= 0:
-        return {k: math.nan for k in METRIC_KEYS}
+        return {k: math.nan for k in (*METRIC_KEYS, 'EPE_zero')}
     return {
         'EPE': sums['epe_sum'] / n,
         '1px': sums['n_1px'] / n,
         '3px': sums['n_3px'] / n,
         '5px': sums['n_5px'] / n,
         'Fl-all': 100.0 * sums['n_outlier'] / n,
+        # EPE a zero-flow prediction would score: the reference a trained model must beat to show it matches pixels.
+        'EPE_zero': sums['gt_mag_sum'] / n,
     }
 
 

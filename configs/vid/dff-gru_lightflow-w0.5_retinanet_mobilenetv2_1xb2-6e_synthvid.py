@@ -1,0 +1,9 @@
+# Propagation + flow-guided GRU aggregation on key frames (Eq. 6); one GRU cell shared by both FPN levels, hidden
+# size = FPN channels (64) so the aggregated feature feeds the head directly.
+_base_ = [
+    './_base_/models/retinanet_mobilenetv2_fpn_lightflow.py', './_base_/datasets/synthetic_vid.py',
+    './_base_/schedules/schedule_synthvid.py', './_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
+model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1),
+             test_cfg=dict(key_frame_interval=10))

@@ -1,0 +1,9 @@
+# Light Flow (alpha=1, Flying Chairs pretrained) feature propagation on ImageNet VID, key frames every 10 frames.
+_base_ = [
+    './_base_/models/retinanet_mobilenetv2_fpn_lightflow_imagenetvid.py', './_base_/datasets/imagenet_vid.py',
+    './_base_/schedules/schedule_imagenetvid_120k.py', './_base_/default_runtime.py'
+]
+custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3))
+log_processor = dict(by_epoch=False)
+model = dict(test_cfg=dict(key_frame_interval=10))

@@ -1,0 +1,9 @@
+"""mmdetection 3.x plugin for flow-guided video object detection with Light Flow (arXiv 1804.05830).
+
+Importing it registers the datasets, metrics and models in mmdet's registries; configs load it with
+``custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)``.
+"""
+from . import datasets, evaluation, models  # noqa: F401  (imports register the modules)
+from .models import FlowGuidedGRU, FlowVideoDetector, FlowWarp, LightFlowMotion
+
+__all__ = ['datasets', 'evaluation', 'models', 'LightFlowMotion', 'FlowWarp', 'FlowGuidedGRU', 'FlowVideoDetector']

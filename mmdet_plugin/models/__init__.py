@@ -1,0 +1,11 @@
+"""Models of the video plugin: Light Flow motion, feature warping, the flow-guided GRU and the video detector."""
+from .aggregator import ConvGRUCell, FlowGuidedGRU
+from .flow_video_detector import FlowVideoDetector, FrameRecord, summarize_frame_records
+from .flow_warp import FlowWarp
+from .motion import LightFlowMotion, load_flow_state_dict
+
+__all__ = ['LightFlowMotion', 'load_flow_state_dict', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU',
+           'FlowVideoDetector', 'FrameRecord', 'summarize_frame_records']
+from .runner_utils import load_vid_config, run_video_test, unwrap_video_detector  # noqa: E402
+
+__all__ += ['load_vid_config', 'run_video_test', 'unwrap_video_detector']

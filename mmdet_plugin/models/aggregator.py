@@ -1,0 +1,125 @@
+"""``FlowGuidedGRU``: the flow-guided convolutional GRU of Light Flow's paper (arXiv 1804.05830, Section 3.2, Eq. 6)."""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import torch
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+__all__ = ['ConvGRUCell', 'FlowGuidedGRU']
+
+Features = Union[Tensor, Sequence[Tensor]]
+
+
+class ConvGRUCell(nn.Module):
+    """One convolutional GRU step with a ReLU candidate (Eq. 6)::
+
+        z  = sigmoid(W_z * x + U_z * h + b_z)
+        r  = sigmoid(W_r * x + U_r * h + b_r)
+        h~ = relu(W_h * x + U_h * (r . h) + b_h)
+        h' = (1 - z) . h + z . h~
+
+    ``*`` is a ``kernel_size`` conv, ``.`` the element-wise product. The input convs W_{z,r,h} share one conv with
+    3 * C outputs (and hold the biases b); U_{z,r} share one bias-free conv and U_h is its own bias-free conv, since
+    it sees ``r . h`` rather than ``h``.
+
+    Args:
+        channels: channels of ``x`` and ``h``.
+        kernel_size: odd conv kernel size (the paper: 3).
+    """
+
+    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+        super().__init__()
+        if channels <= 0 or kernel_size <= 0 or kernel_size % 2 == 0:
+            raise ValueError(f'channels must be > 0 and kernel_size odd, got {channels} and {kernel_size}')
+        pad = kernel_size // 2
+        self.channels = channels
+        self.conv_x = nn.Conv2d(channels, 3 * channels, kernel_size, padding=pad)          # W_z, W_r, W_h (+ b)
+        self.conv_h_zr = nn.Conv2d(channels, 2 * channels, kernel_size, padding=pad, bias=False)  # U_z, U_r
+        self.conv_h_h = nn.Conv2d(channels, channels, kernel_size, padding=pad, bias=False)       # U_h
+
+    def forward(self, x: Tensor, h: Tensor) -> Tensor:
+        """(N, C, H, W) input ``x`` and state ``h`` -> (N, C, H, W) new state."""
+        if x.shape != h.shape:
+            raise ValueError(f'x and h must have one shape, got {tuple(x.shape)} and {tuple(h.shape)}')
+        xz, xr, xh = self.conv_x(x).chunk(3, dim=1)
+        hz, hr = self.conv_h_zr(h).chunk(2, dim=1)
+        z = torch.sigmoid(xz + hz)
+        r = torch.sigmoid(xr + hr)
+        candidate = torch.relu(xh + self.conv_h_h(r * h))
+        return (1 - z) * h + z * candidate
+
+
+@MODELS.register_module()
+class FlowGuidedGRU(BaseModule):
+    """Flow-guided feature aggregation on key frames (Eq. 6) for single or multi-level features.
+
+    The detector warps the previous aggregated key state to the new key frame k' with flow (``F̂_{k->k'}``) and calls
+    ``self(F_k', F̂_{k->k'})``. Design choices:
+
+    * Multi-level (FPN) features: ``num_levels=1`` (default) applies ONE shared cell on every level (FPN levels
+      share channels and the heads share weights across levels too); ``num_levels=L`` gives each level its own cell.
+    * ``hidden_channels`` (the paper: 128) is the state width. When it differs from ``in_channels`` the input goes
+      through a 1x1 conv ``in -> hidden`` and the state through a 1x1 conv ``hidden -> in`` before the head
+      (``output``); when equal (recommended: set the FPN's out_channels) both are identities and the aggregated
+      state feeds the head directly.
+
+    Args:
+        in_channels: channels of the detector's features.
+        hidden_channels: GRU state channels.
+        num_levels: 1 for a cell shared over levels, else the number of feature levels (one cell each).
+        kernel_size: conv kernel of the gates (3 in the paper).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int = 128, num_levels: int = 1, kernel_size: int = 3,
+                 init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if in_channels <= 0 or hidden_channels <= 0 or num_levels <= 0:
+            raise ValueError(f'in_channels, hidden_channels and num_levels must be > 0, got {in_channels}, '
+                             f'{hidden_channels}, {num_levels}')
+        self.in_channels = in_channels
+        self.hidden_channels = hidden_channels
+        self.num_levels = num_levels
+        self.cells = nn.ModuleList(ConvGRUCell(hidden_channels, kernel_size) for _ in range(num_levels))
+        project = hidden_channels != in_channels
+        self.input_proj = nn.Conv2d(in_channels, hidden_channels, 1) if project else nn.Identity()
+        self.output_proj = nn.Conv2d(hidden_channels, in_channels, 1) if project else nn.Identity()
+
+    def _cell(self, level: int) -> ConvGRUCell:
+        return self.cells[0 if self.num_levels == 1 else level]
+
+    def _levels(self, feats: Features, name: str) -> tuple[Tensor, ...]:
+        levels = (feats,) if isinstance(feats, Tensor) else tuple(feats)
+        if self.num_levels > 1 and len(levels) != self.num_levels:
+            raise ValueError(f'{name}: expected {self.num_levels} feature levels, got {len(levels)}')
+        return levels
+
+    def init_state(self, feats: Features) -> Features:
+        """State of the first key frame of a video: F̂ = F (projected to ``hidden_channels``)."""
+        out = tuple(self.input_proj(f) for f in self._levels(feats, 'feats'))
+        return out[0] if isinstance(feats, Tensor) else out
+
+    def forward(self, feats: Features, warped_state: Features) -> Features:
+        """One aggregation step per level: ``F̂_k' = GRU(F_k', F̂_{k->k'})``.
+
+        Args:
+            feats: (N, in_channels, h, w) features of the new key frame, or a tuple of levels.
+            warped_state: (N, hidden_channels, h, w) previous state warped to the new key frame, same structure.
+
+        Returns:
+            The new state, same structure, (N, hidden_channels, h, w) per level.
+        """
+        xs, hs = self._levels(feats, 'feats'), self._levels(warped_state, 'warped_state')
+        if len(xs) != len(hs):
+            raise ValueError(f'feats has {len(xs)} levels but warped_state has {len(hs)}')
+        out = tuple(self._cell(i)(self.input_proj(x), h) for i, (x, h) in enumerate(zip(xs, hs)))
+        return out[0] if isinstance(feats, Tensor) else out
+
+    def output(self, state: Features) -> Features:
+        """Map a state to head features: (N, hidden, h, w) -> (N, in_channels, h, w) per level."""
+        if isinstance(state, Tensor):
+            return self.output_proj(state)
+        return tuple(self.output_proj(s) for s in state)

@@ -1,0 +1,154 @@
+"""``LightFlowMotion``: Light Flow as the motion estimator of a video detector (arXiv 1804.05830, Section 3)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+
+from lightflow import LightFlow, estimate_flow, resize_flow
+
+__all__ = ['LightFlowMotion', 'load_flow_state_dict']
+
+# Key of the first encoder conv's pointwise weight: its out-channels are int(32 * width_mult) (Table 1, conv1).
+_CONV1_KEY = 'encoder.0.3.weight'
+
+
+def load_flow_state_dict(path: str | Path) -> tuple[dict, float]:
+    """Read a Light Flow checkpoint (``tools/train_flow.py`` output, an mmengine checkpoint or a raw state_dict).
+
+    Args:
+        path: checkpoint file.
+
+    Returns:
+        (state_dict with the LightFlow's own keys, width multiplier inferred from conv1's channels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'flow checkpoint not found: {path}')
+    obj = torch.load(path, map_location='cpu', weights_only=True)
+    state = obj.get('state_dict', obj.get('model', obj)) if isinstance(obj, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f'{path}: not a checkpoint (expected a state_dict or a dict with "state_dict")')
+    # A training wrapper may prefix the network's keys ("flownet.", "model.", "module."): strip what precedes conv1.
+    prefixes = [k[:-len(_CONV1_KEY)] for k in state if k.endswith(_CONV1_KEY)]
+    if len(prefixes) != 1:
+        raise ValueError(f'{path}: no single Light Flow network found (keys ending in {_CONV1_KEY!r}: {len(prefixes)})')
+    prefix = prefixes[0]
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    width = state[_CONV1_KEY].shape[0] / 32.0
+    return state, width
+
+
+@MODELS.register_module()
+class LightFlowMotion(BaseModule):
+    """Flow between two detector-normalised frames with Light Flow.
+
+    The inputs are the detector's inputs (after its data preprocessor). They are mapped back to RGB 0..255
+    (``x * std + mean``, then BGR -> RGB unless ``bgr_to_rgb``), resized by ``flow_scale`` (the paper runs the flow at
+    half the detector resolution), padded to /64 and passed to Light Flow (fused BN fast path in eval mode). The flow
+    is returned at the input frames' resolution in pixels of the input frames (values divided by ``flow_scale``), so
+    ``FlowWarp`` can resize it to any feature stride with the values rescaled.
+
+    Args:
+        width_mult: Light Flow width multiplier alpha (1.0, 0.75, 0.5 in Table 2).
+        flow_scale: resize factor of the frames before the flow network (0.5 in the paper).
+        img_mean: per-channel mean of the detector's data preprocessor, in the channel order of its output.
+        img_std: per-channel std of the detector's data preprocessor.
+        bgr_to_rgb: the data preprocessor's flag: True -> its outputs are RGB; False -> they keep the loader's order,
+            taken to be mmcv's default BGR, and are flipped to RGB here.
+        pretrained: a Light Flow checkpoint to load in :meth:`init_weights` (same as
+            ``init_cfg=dict(type='Pretrained', checkpoint=...)``).
+        freeze: keep the flow network fixed (no gradients, BN in eval mode).
+        resize_to_divisor: instead of resizing by ``flow_scale`` and padding to /64, resize straight to the multiple
+            of 64 nearest to the scaled size (aspect changes a little; the flow is rescaled per axis). Avoids running
+            the network on padding: 160x224 frames at scale 0.5 run at 64x128 instead of 128x128 (padded).
+        zero_init_flow: without a checkpoint, zero the flow predictors' output convs so the untrained network
+            predicts zero flow: propagation then starts as copying the key features and the flow learns from the
+            detection loss, instead of large random flows scrambling the warped features early in training.
+        init_cfg: mmengine init config; a ``Pretrained`` entry is read with :func:`load_flow_state_dict`.
+    """
+
+    def __init__(self, width_mult: float = 1.0, flow_scale: float = 0.5,
+                 img_mean: Sequence[float] = (123.675, 116.28, 103.53),
+                 img_std: Sequence[float] = (58.395, 57.12, 57.375), bgr_to_rgb: bool = True,
+                 pretrained: str | None = None, freeze: bool = False, resize_to_divisor: bool = False,
+                 zero_init_flow: bool = True, init_cfg: dict | None = None) -> None:
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            if pretrained is not None:
+                raise ValueError('give the flow checkpoint as pretrained= or init_cfg=Pretrained, not both')
+            pretrained, init_cfg = init_cfg.get('checkpoint'), None
+        super().__init__(init_cfg=init_cfg)
+        if not 0 < flow_scale <= 4:
+            raise ValueError(f'flow_scale must be in (0, 4], got {flow_scale}')
+        if len(img_mean) != 3 or len(img_std) != 3 or min(img_std) <= 0:
+            raise ValueError(f'img_mean/img_std must be 3 values (std > 0), got {img_mean} and {img_std}')
+        self.flownet = LightFlow(width_mult)
+        self.flow_scale = float(flow_scale)
+        self.bgr_to_rgb = bool(bgr_to_rgb)
+        self.pretrained = pretrained
+        self.freeze = bool(freeze)
+        self.resize_to_divisor = bool(resize_to_divisor)
+        self.register_buffer('img_mean', torch.tensor(img_mean, dtype=torch.float32).view(1, 3, 1, 1), False)
+        self.register_buffer('img_std', torch.tensor(img_std, dtype=torch.float32).view(1, 3, 1, 1), False)
+        if zero_init_flow and not pretrained:
+            for predictor in self.flownet.predictors:
+                nn.init.zeros_(predictor[-1].weight)
+                nn.init.zeros_(predictor[-1].bias)
+        if self.freeze:
+            self.flownet.requires_grad_(False)
+
+    def init_weights(self) -> None:
+        """Load ``pretrained`` (if any); Light Flow initialises itself at construction otherwise."""
+        if self.pretrained:
+            self.load_flow_checkpoint(self.pretrained)
+        self._is_init = True
+
+    def load_flow_checkpoint(self, path: str | Path) -> None:
+        """Load a Light Flow checkpoint; ``ValueError`` naming both widths if it holds another ``width_mult``."""
+        state, width = load_flow_state_dict(path)
+        if abs(width - self.flownet.width_mult) > 1e-6:
+            raise ValueError(f'{path} holds a Light Flow of width_mult={width:g}, but this motion module has '
+                             f'width_mult={self.flownet.width_mult:g}')
+        self.flownet.load_state_dict(state)
+
+    def train(self, mode: bool = True) -> 'LightFlowMotion':
+        super().train(mode)
+        if self.freeze:
+            self.flownet.eval()
+        return self
+
+    def to_rgb255(self, img: Tensor) -> Tensor:
+        """Undo the detector normalisation: (N, 3, H, W) normalised -> (N, 3, H, W) RGB in 0..255."""
+        img = img * self.img_std + self.img_mean
+        return img if self.bgr_to_rgb else img.flip(1)
+
+    def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
+        """Flow from ``img`` to ``ref_img``: for every pixel of ``img``, its displacement to ``ref_img``.
+
+        Args:
+            img: (N, 3, H, W) detector-normalised frame (the frame whose pixels the flow is defined on).
+            ref_img: (N, 3, H, W) detector-normalised frame it points to (the key frame).
+
+        Returns:
+            (N, 2, H, W) flow (u, v) in pixels of the input frames.
+        """
+        if img.dim() != 4 or img.shape != ref_img.shape or img.shape[1] != 3:
+            raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
+                             f'{tuple(ref_img.shape)}')
+        height, width = img.shape[-2:]
+        pair = torch.cat([self.to_rgb255(img), self.to_rgb255(ref_img)], dim=0)
+        size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
+        if self.resize_to_divisor:
+            div = self.flownet.size_divisor
+            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
+        if size != (height, width):
+            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
+        a, b = pair.chunk(2, dim=0)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            flow = estimate_flow(self.flownet, a, b)  # (N, 2, h, w) in pixels of the resized frames
+        return resize_flow(flow, (height, width))

@@ -1,0 +1,60 @@
+"""Train a flow-guided video detector (configs/vid/) with mmengine's Runner.
+
+    PYTHONPATH=. python tools/train_vid.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py
+    PYTHONPATH=. python tools/train_vid.py CONFIG --work-dir work_dirs/x --cfg-options data_root=data/synthvid/
+    torchrun --nproc_per_node 8 tools/train_vid.py CONFIG --launcher pytorch
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a video detector (mmengine Runner).')
+    parser.add_argument('config', help='config file under configs/vid/')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper; needs a GPU)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config keys, e.g. train_cfg.max_epochs=1; data_root=DIR re-points every '
+                             'dataset that uses the config\'s data_root')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher for distributed training')
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    import torch
+    from mmengine.runner import Runner
+
+    from mmdet_plugin.models import load_vid_config
+
+    cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)
+    cfg.launcher = args.launcher
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # nccl needs CUDA
+    if args.amp:
+        if not torch.cuda.is_available():
+            raise ValueError('--amp needs a CUDA GPU; none is available')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not Path(args.resume).is_file():
+            raise FileNotFoundError(f'--resume: no such checkpoint {args.resume}')
+        cfg.resume, cfg.load_from = True, args.resume
+    Runner.from_cfg(cfg).train()
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
+        sys.exit(f'error: {e}')
