@@ -1,13 +1,14 @@
 # Quick start: `make demo` (train Light Flow on the built-in synthetic data), `make test` (the test suite, as CI runs it).
+# Both create (once) a virtualenv outside the clone, keyed by requirements/constraints.txt's hash: tools/setup_env.sh.
 SHELL := /bin/bash
-VENV := $(shell bash tools/setup_env.sh | tail -n 1)
-PY := $(VENV)/bin/python
+.SHELLFLAGS := -eo pipefail -c
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+PY = "$$(bash tools/setup_env.sh | tail -n 1)/bin/python"
 
-.PHONY: test demo env
+.PHONY: env test demo
 
 env:
-	@echo $(VENV)
+	bash tools/setup_env.sh
 
 test:
 	$(PY) -m pytest -q tests
