@@ -141,3 +141,17 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.stderr.strip().splitlines() == ['error: a.png: no such file or folder']
     with pytest.raises(FileNotFoundError, match='no such config file'):
         _tool('train_flow').main([str(tmp_path / 'nope.py')])
+
+
+def test_video_plugin_loads_a_train_flow_checkpoint(trained):
+    """The mmdet plugin's motion module reads a real train_flow.py checkpoint (mmengine meta + message hub)."""
+    from mmdet_plugin.models import LightFlowMotion
+
+    motion = LightFlowMotion(width_mult=0.5, pretrained=str(trained))
+    motion.init_weights()
+    expected = load_lightflow_checkpoint(trained).state_dict()
+    loaded = motion.flownet.state_dict()
+    assert loaded.keys() == expected.keys()
+    assert all(torch.equal(loaded[k], v) for k, v in expected.items())
+    with pytest.raises(ValueError, match=r'width_mult=0\.5.*width_mult=1'):
+        LightFlowMotion(width_mult=1.0, pretrained=str(trained)).init_weights()

@@ -1,4 +1,4 @@
-"""Config helpers shared by tools/train_flow.py and tools/test_flow.py."""
+"""Config helpers shared by the flow tools (train/test_flow.py) and the video tools (train/test/benchmark_vid.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +8,16 @@ from mmengine.config import Config
 
 __all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed']
 
-_LOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+# Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
+_SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
+_ROOT_KEYS = ('root', 'data_root')
 
 
 def _replace_root(node: Any, old: str, new: str) -> int:
     count = 0
     if isinstance(node, dict):
         for key, value in node.items():
-            if key == 'root' and isinstance(value, str) and value == old:
+            if key in _ROOT_KEYS and isinstance(value, str) and value == old:
                 node[key] = new
                 count += 1
             else:
@@ -26,16 +28,16 @@ def _replace_root(node: Any, old: str, new: str) -> int:
 
 
 def set_data_root(cfg: Config, data_root: str) -> int:
-    """Point every dataset ``root`` that equals the config's ``data_root`` variable at ``data_root``.
+    """Point every dataset ``root`` / ``data_root`` that equals the config's ``data_root`` variable at ``data_root``.
 
     mmengine substitutes base-config variables when the file is read, so ``--cfg-options data_root=X`` alone would
-    not reach the dataloaders; this rewrites them too. Returns how many ``root`` entries changed.
+    not reach the dataloaders and evaluators; this rewrites them too. Returns how many entries changed.
     """
     old = cfg.get('data_root')
     if old is None:
         raise ValueError('data_root: this config defines no data_root variable; set the dataset root with '
                          '--cfg-options train_dataloader.dataset.dataset.root=...')
-    count = sum(_replace_root(cfg.get(name), old, data_root) for name in _LOADERS if cfg.get(name) is not None)
+    count = sum(_replace_root(cfg.get(name), old, data_root) for name in _SECTIONS if cfg.get(name) is not None)
     cfg.data_root = data_root
     return count
 

@@ -16,7 +16,8 @@ from ..inference import estimate_flow, pad_to_multiple
 from ..models.lightflow import LightFlow, LightFlowConfig, build_lightflow
 
 __all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'flow_l1_loss', 'downsample_flow_target',
-           'load_lightflow_checkpoint', 'lightflow_state_dict', 'checkpoint_width']
+           'load_lightflow_checkpoint', 'load_lightflow_weights', 'lightflow_state_dict',
+           'checkpoint_width']
 
 # First pointwise conv of conv1 (encoder stage 0: dw conv, BN, act, pw conv -> index 3); its out channels reveal the
 # width multiplier: int(32 * width_mult).
@@ -96,17 +97,22 @@ def _field(sample: Any, key: str, default: Any = None) -> Any:
 
 
 def lightflow_state_dict(checkpoint: dict[str, Any], source: str = 'checkpoint') -> dict[str, Tensor]:
-    """The bare :class:`LightFlow` state dict inside a raw state dict or an mmengine checkpoint (``flownet.`` keys)."""
+    """The bare :class:`LightFlow` state dict inside a raw state dict or a checkpoint of any wrapper.
+
+    Whatever precedes the network's own keys (``flownet.`` for ``tools/train_flow.py``, ``module.`` for DDP,
+    ``motion.flownet.`` for a video detector) is stripped; the prefix is found from conv1's key.
+    """
     state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ValueError(f'{source}: not a state dict or an mmengine checkpoint (got {type(checkpoint).__name__})')
-    for prefix in ('module.', 'flownet.'):
-        if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    if _CONV1_KEY not in state:
-        raise ValueError(f'{source}: no Light Flow weights found (missing {_CONV1_KEY!r}; keys start with '
+    prefixes = {k[:-len(_CONV1_KEY)] for k in state if k.endswith(_CONV1_KEY)}
+    if not prefixes:
+        raise ValueError(f'{source}: no Light Flow weights found (no key ends in {_CONV1_KEY!r}; keys start with '
                          f'{sorted(state)[:3]})')
-    return state
+    if len(prefixes) > 1:
+        raise ValueError(f'{source}: several Light Flow networks found (prefixes {sorted(prefixes)})')
+    prefix = prefixes.pop()
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def checkpoint_width(state: dict[str, Tensor], base_channels: int = LightFlowConfig.encoder_channels[0]) -> float:
@@ -126,7 +132,8 @@ def _torch_load(path: str | os.PathLike, map_location: str | torch.device = 'cpu
             raise ValueError(f'{path}: cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})') from None
 
 
-def _load_checked(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:
+def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:
+    """Load a checkpoint into ``model``; ``ValueError`` naming both widths if it holds another ``width_mult``."""
     state = lightflow_state_dict(_torch_load(path, map_location), str(path))
     width = checkpoint_width(state)
     if abs(width - model.width_mult) > 1e-6:
@@ -182,7 +189,7 @@ class LightFlowModel(BaseModel):
             raise ValueError(f'LightFlowModel: unknown Light Flow hyperparameters {sorted(unknown)}')
         self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
         if pretrained:
-            _load_checked(self.flownet, pretrained)
+            load_lightflow_weights(self.flownet, pretrained)
 
     @property
     def div_flow(self) -> float:

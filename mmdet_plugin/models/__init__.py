@@ -2,9 +2,9 @@
 from .aggregator import ConvGRUCell, FlowGuidedGRU
 from .flow_video_detector import FlowVideoDetector, FrameRecord, summarize_frame_records
 from .flow_warp import FlowWarp
-from .motion import LightFlowMotion, load_flow_state_dict
+from .motion import LightFlowMotion
 
-__all__ = ['LightFlowMotion', 'load_flow_state_dict', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU',
+__all__ = ['LightFlowMotion', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU',
            'FlowVideoDetector', 'FrameRecord', 'summarize_frame_records']
 from .runner_utils import load_vid_config, run_video_test, unwrap_video_detector  # noqa: E402
 

@@ -11,37 +11,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from lightflow import LightFlow, estimate_flow, resize_flow
+from lightflow.engine import load_lightflow_weights
 
-__all__ = ['LightFlowMotion', 'load_flow_state_dict']
-
-# Key of the first encoder conv's pointwise weight: its out-channels are int(32 * width_mult) (Table 1, conv1).
-_CONV1_KEY = 'encoder.0.3.weight'
-
-
-def load_flow_state_dict(path: str | Path) -> tuple[dict, float]:
-    """Read a Light Flow checkpoint (``tools/train_flow.py`` output, an mmengine checkpoint or a raw state_dict).
-
-    Args:
-        path: checkpoint file.
-
-    Returns:
-        (state_dict with the LightFlow's own keys, width multiplier inferred from conv1's channels).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'flow checkpoint not found: {path}')
-    obj = torch.load(path, map_location='cpu', weights_only=True)
-    state = obj.get('state_dict', obj.get('model', obj)) if isinstance(obj, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{path}: not a checkpoint (expected a state_dict or a dict with "state_dict")')
-    # A training wrapper may prefix the network's keys ("flownet.", "model.", "module."): strip what precedes conv1.
-    prefixes = [k[:-len(_CONV1_KEY)] for k in state if k.endswith(_CONV1_KEY)]
-    if len(prefixes) != 1:
-        raise ValueError(f'{path}: no single Light Flow network found (keys ending in {_CONV1_KEY!r}: {len(prefixes)})')
-    prefix = prefixes[0]
-    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    width = state[_CONV1_KEY].shape[0] / 32.0
-    return state, width
+__all__ = ['LightFlowMotion']
 
 
 @MODELS.register_module()
@@ -70,7 +42,8 @@ class LightFlowMotion(BaseModule):
         zero_init_flow: without a checkpoint, zero the flow predictors' output convs so the untrained network
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
-        init_cfg: mmengine init config; a ``Pretrained`` entry is read with :func:`load_flow_state_dict`.
+        init_cfg: mmengine init config; a ``Pretrained`` entry is read with
+            :func:`lightflow.engine.load_lightflow_weights`.
     """
 
     def __init__(self, width_mult: float = 1.0, flow_scale: float = 0.5,
@@ -110,11 +83,7 @@ class LightFlowMotion(BaseModule):
 
     def load_flow_checkpoint(self, path: str | Path) -> None:
         """Load a Light Flow checkpoint; ``ValueError`` naming both widths if it holds another ``width_mult``."""
-        state, width = load_flow_state_dict(path)
-        if abs(width - self.flownet.width_mult) > 1e-6:
-            raise ValueError(f'{path} holds a Light Flow of width_mult={width:g}, but this motion module has '
-                             f'width_mult={self.flownet.width_mult:g}')
-        self.flownet.load_state_dict(state)
+        load_lightflow_weights(self.flownet, path)
 
     def train(self, mode: bool = True) -> 'LightFlowMotion':
         super().train(mode)

@@ -4,54 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mmengine.config import Config
+from lightflow.engine.config import load_config
 
 from .flow_video_detector import FlowVideoDetector, summarize_frame_records
 
 __all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test']
 
-_SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
-
-
-def _replace_value(node: Any, key: str, old: str, new: str) -> int:
-    count = 0
-    if isinstance(node, dict):
-        for k, value in node.items():
-            if k == key and value == old:
-                node[k] = new
-                count += 1
-            else:
-                count += _replace_value(value, key, old, new)
-    elif isinstance(node, (list, tuple)):
-        count += sum(_replace_value(v, key, old, new) for v in node)
-    return count
-
-
-def load_vid_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
-    """``Config.fromfile`` + ``--cfg-options`` + default ``work_dirs/<config name>``.
-
-    ``data_root=DIR`` among the options re-points every dataloader/evaluator ``data_root`` equal to the config's
-    ``data_root`` variable (mmengine substitutes base variables when reading, so the variable alone would not).
-    """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f'{path}: no such config file')
-    cfg = Config.fromfile(path)
-    options = dict(cfg_options or {})
-    if 'data_root' in options:
-        new_root, old_root = str(options.pop('data_root')), cfg.get('data_root')
-        if old_root is None:
-            raise ValueError(f'data_root: {path} defines no data_root variable')
-        for name in _SECTIONS:
-            if cfg.get(name) is not None:
-                _replace_value(cfg[name], 'data_root', old_root, new_root)
-        cfg.data_root = new_root
-    if options:
-        cfg.merge_from_dict(options)
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = str(Path('work_dirs') / Path(path).stem)
-    return cfg
+# Config loading (with `data_root=` re-pointing every dataset root) is shared with the flow tools.
+load_vid_config = load_config
 
 
 def unwrap_video_detector(model: Any) -> FlowVideoDetector:
