@@ -6,6 +6,7 @@ Light Flow paper (arXiv 1804.05830), Section 3: key frames every ``l`` frames ru
 from __future__ import annotations
 
 import time
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
@@ -20,6 +21,9 @@ from torch import Tensor
 __all__ = ['FlowVideoDetector', 'FrameRecord', 'summarize_frame_records']
 
 Feats = tuple[Tensor, ...]
+
+
+MAX_FRAME_RECORDS = 200_000
 
 
 @dataclass
@@ -64,7 +68,8 @@ class FlowVideoDetector(BaseDetector):
     iff it starts a new video (``video_id`` changed) or ``frame_id % key_frame_interval == 0``. Key frames run the
     wrapped detector's ``extract_feat`` (and, with an aggregator, ``F̂_k' = GRU(F_k', warp(F̂_k, M_{k'->k}))``);
     other frames warp the key features: ``F_i = W(F̂_k, M_{i->k})``. The head runs on every frame. The cache holds
-    the current key only (flat memory) and resets at a new video. ``frame_records`` keeps per-frame wall times.
+    the current key only (flat memory) and resets at a new video. ``frame_records`` keeps the wall times of the latest
+    ``MAX_FRAME_RECORDS`` frames.
 
     Training (``loss``): inputs (N, T, 3, H, W) clips; frames 0..T-2 are key frames (in time order), T-1 the current
     frame whose ground truth gives the loss. With an aggregator the key features are aggregated sequentially with flow
@@ -103,7 +108,8 @@ class FlowVideoDetector(BaseDetector):
         self.key_frame_interval = int(self.test_cfg.get('key_frame_interval', 10))  # validated by the setter
         if self.aggregator is not None and self.motion is None:
             raise ValueError('an aggregator needs a motion module (flow between key frames)')
-        self.frame_records: list[FrameRecord] = []
+        # Bounded so that streaming an endless video keeps memory flat; timing summaries cover the latest frames.
+        self.frame_records: deque[FrameRecord] = deque(maxlen=MAX_FRAME_RECORDS)
         self._key: Optional[_KeyState] = None
 
     # ---------------------------------------------------------------- configuration / cache
