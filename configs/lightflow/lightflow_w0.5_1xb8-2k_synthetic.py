@@ -1,5 +1,5 @@
 # Demo / smoke test: Light Flow alpha = 0.5 trained for 2k iterations (batch 8, 128x192) on the built-in synthetic
-# data (`make demo`). On 2 idle CPU cores: ~0.13-0.17 s/iteration, ~5 min in all; held-out EPE 9.39 (random init)
+# data (`make demo`). On 2 idle CPU cores: ~0.13-0.17 s/iteration, ~6 min in all; held-out EPE 9.39 (random init)
 # -> 3.47 (best, iteration 1500) / 3.54 (iteration 2000); predicting zero flow scores 3.53 on this set, so this short
 # run mostly calibrates the output, and real matching needs far longer training (the Chairs configs).
 _base_ = [
