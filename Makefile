@@ -29,12 +29,13 @@ demo:
 # propagation and propagation+GRU detectors the same way, test each, sweep the key-frame interval, annotate a video.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
+VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
 VID_CFGS := retinanet_mobilenetv2_1xb2-6e_synthvid dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid \
 	dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
 	for c in $(VID_CFGS); do \
-	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) && \
+	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) $(VID_OPTS) && \
 	  $(PY) tools/test_vid.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" --cfg-options data_root=$(VID_DATA) || exit 1; \
 	done
 	$(PY) tools/benchmark_vid.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
