@@ -17,6 +17,12 @@ _FLO_MAGIC = b'PIEH'  # float32 202021.25 read as bytes
 UNKNOWN_FLOW_THRESH = 1e9
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = 'wb') -> Iterator:
     """Open a temp file beside ``path`` and rename it over ``path`` only if the block succeeds."""
@@ -24,6 +30,7 @@ def atomic_write(path: str | os.PathLike, mode: str = 'wb') -> Iterator:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; results should get the usual permissions
         with os.fdopen(fd, mode) as f:
             yield f
         os.replace(tmp, path)

@@ -245,3 +245,15 @@ def test_flow_to_color_numpy_with_two_rows_is_hw2():
     img = flow_to_color(flow)
     assert img.shape == (2, 5, 3)
     np.testing.assert_array_equal(img[1, 0], [255, 0, 0])
+
+
+def test_atomic_writes_get_the_usual_permissions(tmp_path):
+    """Temp-file-then-rename must not leave results readable only by their owner (mkstemp's 0600)."""
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_flo(tmp_path / 'a.flo', np.zeros((2, 3, 2), np.float32))
+    finally:
+        os.umask(umask)
+    assert (tmp_path / 'a.flo').stat().st_mode & 0o777 == 0o644
