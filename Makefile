@@ -26,7 +26,8 @@ demo:
 	@echo "colour flow images: $(DEMO_DIR)/vis/ and $(DEMO_DIR)/flow/"
 
 # The video-detection pipeline on the synthetic VID set (~30 min on 2 cores): generate data, train the single-frame,
-# propagation and propagation+GRU detectors the same way, test each, sweep the key-frame interval, annotate a video.
+# propagation and propagation+GRU detectors the same way, test each, sweep the key-frame interval, annotate a synthetic
+# video and (when ../shared/data exists) the real sample video demo.mp4.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
@@ -44,6 +45,10 @@ demo-vid:
 	$(PY) tools/demo_video.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
 	  "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
+	if [ -f ../shared/data/video/demo.mp4 ]; then \
+	  $(PY) tools/demo_video.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
+	    "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
+	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4; fi
 
 benchmark:
 	$(PY) tools/benchmark_flow.py --threads 2 --out work_dirs/benchmark_flow.md
