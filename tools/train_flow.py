@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from mmengine.config import DictAction
 
@@ -37,33 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import torch
-    from mmengine.runner import Runner
-
-    from lightflow.engine import load_config, prepare_cpu_distributed
+    from lightflow.engine import load_config, train_from_cfg
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    cfg.launcher = args.launcher
-    if args.launcher == 'pytorch':
-        prepare_cpu_distributed(cfg)  # no-op with CUDA; gloo + device-less DDP on CPU
-    if args.amp:
-        if not torch.cuda.is_available():
-            raise ValueError('--amp needs a CUDA GPU; none is available')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        if not Path(args.resume).is_file():
-            raise FileNotFoundError(f'--resume: no such checkpoint {args.resume}')
-        cfg.resume, cfg.load_from = True, args.resume
-
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    # Leave the process group in order: an exiting rank with live gloo threads can abort ('terminate called ...').
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    train_from_cfg(cfg, launcher=args.launcher, amp=args.amp, resume=args.resume)
 
 
 if __name__ == '__main__':

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from mmengine.config import DictAction
 
@@ -30,27 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    import torch
-    from mmengine.runner import Runner
-
+    from lightflow.engine import train_from_cfg
     from mmdet_plugin.models import load_vid_config
 
     cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)
-    cfg.launcher = args.launcher
-    if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # nccl needs CUDA
-    if args.amp:
-        if not torch.cuda.is_available():
-            raise ValueError('--amp needs a CUDA GPU; none is available')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
-    if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
-    elif args.resume is not None:
-        if not Path(args.resume).is_file():
-            raise FileNotFoundError(f'--resume: no such checkpoint {args.resume}')
-        cfg.resume, cfg.load_from = True, args.resume
-    Runner.from_cfg(cfg).train()
+    train_from_cfg(cfg, launcher=args.launcher, amp=args.amp, resume=args.resume)
 
 
 if __name__ == '__main__':

@@ -6,7 +6,7 @@ from typing import Any
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed']
+__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -80,3 +80,39 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     wrapper.setdefault('device_ids', None)
     wrapper.setdefault('broadcast_buffers', False)
     cfg.model_wrapper_cfg = wrapper
+
+
+def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool = False, resume: str | None = None) -> None:
+    """The body of tools/train_flow.py and tools/train_vid.py: apply ``--launcher``/``--amp``/``--resume``, train.
+
+    Args:
+        cfg: a loaded config (see :func:`load_config`).
+        launcher: ``'none'`` or a distributed launcher; ``'pytorch'`` works on CPU too (gloo, device-less DDP).
+        amp: mixed precision through mmengine's ``AmpOptimWrapper`` (needs CUDA).
+        resume: ``'auto'`` (latest checkpoint of the work dir), a checkpoint path, or None.
+    """
+    import torch
+    from mmengine.runner import Runner
+
+    cfg.launcher = launcher
+    if launcher == 'pytorch':
+        prepare_cpu_distributed(cfg)  # no-op with CUDA; gloo + device-less DDP on CPU
+    elif launcher != 'none' and not torch.cuda.is_available():
+        cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # nccl needs CUDA
+    if amp:
+        if not torch.cuda.is_available():
+            raise ValueError('--amp needs a CUDA GPU; none is available')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.loss_scale = 'dynamic'
+    if resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif resume is not None:
+        if not Path(resume).is_file():
+            raise FileNotFoundError(f'--resume: no such checkpoint {resume}')
+        cfg.resume, cfg.load_from = True, resume
+
+    Runner.from_cfg(cfg).train()
+    # Leave the process group in order: an exiting rank with live gloo threads can abort ('terminate called ...').
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()

@@ -19,3 +19,6 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
+# DDP: not every parameter gets a gradient in every step (one-frame clips, e.g. DET images, skip the motion module;
+# the wrapped detector may leave some unused), so let DDP look for unused parameters.
+model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
