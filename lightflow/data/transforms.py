@@ -246,6 +246,14 @@ class RandomVerticalFlip:
         return f'{type(self).__name__}(p={self.p})'
 
 
+def _crop_fits(transform, height: int, width: int) -> tuple[int, int]:
+    """The crop size of ``transform``; ValueError if it does not fit a (height, width) sample."""
+    h, w = transform.size
+    if h > height or w > width:
+        raise ValueError(f'{type(transform).__name__}: crop {transform.size} larger than the sample {(height, width)}')
+    return h, w
+
+
 def _crop(sample: Sample, top: int, left: int, size: tuple[int, int]) -> Sample:
     h, w = size
     return tuple(a[top:top + h, left:left + w] for a in sample)
@@ -259,9 +267,7 @@ class RandomCrop:
 
     def __call__(self, img1, img2, flow, valid) -> Sample:
         height, width = img1.shape[:2]
-        h, w = self.size
-        if h > height or w > width:
-            raise ValueError(f'{type(self).__name__}: crop {self.size} larger than the sample {(height, width)}')
+        h, w = _crop_fits(self, height, width)
         top = int(torch.randint(0, height - h + 1, ()).item())
         left = int(torch.randint(0, width - w + 1, ()).item())
         return _crop((img1, img2, flow, valid), top, left, self.size)
@@ -278,9 +284,7 @@ class CenterCrop:
 
     def __call__(self, img1, img2, flow, valid) -> Sample:
         height, width = img1.shape[:2]
-        h, w = self.size
-        if h > height or w > width:
-            raise ValueError(f'{type(self).__name__}: crop {self.size} larger than the sample {(height, width)}')
+        h, w = _crop_fits(self, height, width)
         return _crop((img1, img2, flow, valid), (height - h) // 2, (width - w) // 2, self.size)
 
     def __repr__(self) -> str:
