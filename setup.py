@@ -22,6 +22,8 @@ setup(
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
     packages=find_packages(include=['lightflow', 'lightflow.*', 'mmdet_plugin', 'mmdet_plugin.*']),
+    # The shipped pretrained weights (lightflow.load_pretrained); MANIFEST.in puts them in the sdist too.
+    package_data={'lightflow': ['weights/*.pth']},
     install_requires=['torch>=2.4', 'torchvision', 'numpy', 'imageio', 'imageio-ffmpeg', 'scikit-image', 'tqdm'],
     extras_require={
         'train': ['onedl-mmengine', 'tensorboard', 'matplotlib'],

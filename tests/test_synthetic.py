@@ -138,3 +138,144 @@ def test_export_round_trips_through_flying_chairs(tmp_path):
         assert torch.equal(got, want)
     with pytest.raises(ValueError, match=r'num_val must be in \[0, 3\]'):
         export_chairs_layout(ds, tmp_path / 'x', num_val=4)
+
+
+# ---------------------------------------------------------------------------------------------- batched generator
+from lightflow.data import SyntheticFlowGenerator, SyntheticIndices, flip_flow_batch  # noqa: E402
+
+
+def _numpy_occlusion(flow: np.ndarray, l1: np.ndarray, l2: np.ndarray) -> np.ndarray:
+    h, w = l1.shape
+    ys, xs = np.mgrid[0:h, 0:w]
+    qx, qy = np.rint(xs + flow[0]).astype(int), np.rint(ys + flow[1]).astype(int)
+    inside = (qx >= 0) & (qx < w) & (qy >= 0) & (qy < h)
+    there = l2[qy.clip(0, h - 1), qx.clip(0, w - 1)]
+    return ~inside | (there != l1)
+
+
+def test_generator_gt_flow_warps_frame2_onto_frame1_outside_occlusions():
+    b = SyntheticFlowGenerator(size=(96, 128), seed=5, motion_scale=2.0).render(range(4))
+    warped = flow_warp(b.img2, b.flow)
+    err = (warped - b.img1).abs().mean(1)  # (N, H, W)
+    visible = ~b.occlusion
+    inside_occluded = b.occlusion & (err > -1)  # all occluded pixels
+    for i in range(4):
+        e_vis, e_raw = float(err[i][visible[i]].mean()), float((b.img2[i] - b.img1[i]).abs().mean(0)[visible[i]].mean())
+        assert e_vis < 1.5 and e_vis < 0.1 * e_raw, (i, e_vis, e_raw)
+        # half a pixel off is clearly worse: the check is sensitive
+        off = flow_warp(b.img2[i:i + 1], b.flow[i:i + 1] + torch.tensor([0.5, 0.0]).view(1, 2, 1, 1))
+        assert float((off[0] - b.img1[i]).abs().mean(0)[visible[i]].mean()) > 1.5 * e_vis
+    # where the mask says "occluded", the GT flow cannot explain frame 1 (frame 2 shows another layer there)
+    assert float(err[inside_occluded].mean()) > 4 * float(err[visible].mean())
+
+
+def test_occlusion_mask_marks_exactly_the_pixels_whose_frontmost_layer_changes():
+    b = SyntheticFlowGenerator(size=(80, 112), seed=9, motion_scale=2.0).render(range(3))
+    for i in range(3):
+        want = _numpy_occlusion(b.flow[i].numpy(), b.layers1[i].numpy(), b.layers2[i].numpy())
+        assert np.array_equal(b.occlusion[i].numpy(), want)
+    assert 0.005 < float(b.occlusion.float().mean()) < 0.5
+    assert set(np.unique(b.layers1.numpy())) > {0}  # objects are present, not only background
+
+
+def test_window_and_full_rendering_give_the_same_pairs():
+    g = SyntheticFlowGenerator(size=(72, 96), seed=2, num_objects=(3, 8))
+    g.render_mode = 'window'
+    a = g.render(range(6))
+    g.render_mode = 'full'
+    b = g.render(range(6))
+    for x, y, name in zip(a, b, a._fields):
+        if x.dtype.is_floating_point:
+            torch.testing.assert_close(x, y, atol=0.05, rtol=0, msg=name)
+        else:  # a pixel exactly on an outline may round the other way
+            assert float((x != y).float().mean()) < 1e-3, name
+
+
+def test_sample_depends_only_on_seed_and_index():
+    g = SyntheticFlowGenerator(size=(64, 80), seed=3)
+    alone, in_batch = g.render([7]), g.render([2, 7, 11])
+    torch.testing.assert_close(alone.img1[0], in_batch.img1[1], atol=0.05, rtol=0)
+    torch.testing.assert_close(alone.flow[0], in_batch.flow[1], atol=1e-3, rtol=0)
+    again = SyntheticFlowGenerator(size=(64, 80), seed=3).render([2, 7, 11], augment=True)
+    twice = SyntheticFlowGenerator(size=(64, 80), seed=3).render([2, 7, 11], augment=True)
+    for x, y in zip(again, twice):
+        assert torch.equal(x, y)  # same seed, same indices, same device: identical batch
+    other_seed = SyntheticFlowGenerator(size=(64, 80), seed=4).render([2, 7, 11])
+    assert not torch.equal(other_seed.flow, in_batch.flow)
+    assert not torch.equal(in_batch.img1[0], in_batch.img1[1])
+
+
+def test_ranks_draw_different_samples(monkeypatch):
+    from mmengine.dataset import sampler as mm_sampler
+
+    indices = {}
+    for rank in (0, 1):
+        monkeypatch.setattr(mm_sampler, 'get_dist_info', lambda r=rank: (r, 2))
+        it = iter(mm_sampler.InfiniteSampler(SyntheticIndices(1000), shuffle=True, seed=0))
+        indices[rank] = [next(it) for _ in range(4)]
+    assert not set(indices[0]) & set(indices[1])
+    g = SyntheticFlowGenerator(size=(48, 64), seed=0)
+    b0, b1 = g.render(indices[0]), g.render(indices[1])
+    assert not torch.equal(b0.img1, b1.img1) and not torch.equal(b0.flow, b1.flow)
+
+
+def test_flips_keep_the_flow_consistent():
+    b = SyntheticFlowGenerator(size=(64, 96), seed=1, motion_scale=2.0).render(range(4))
+    hor, ver = torch.tensor([True, False, True, False]), torch.tensor([False, True, True, False])
+    img1, img2, flow, valid = flip_flow_batch(b.img1, b.img2, b.flow, b.valid, hor, ver)
+    visible = ~flip_flow_batch(b.img1, b.img2, b.flow, b.occlusion, hor, ver)[3]
+    good = float((flow_warp(img2, flow) - img1).abs().mean(1)[visible].mean())
+    base = float((flow_warp(b.img2, b.flow) - b.img1).abs().mean(1)[~b.occlusion].mean())
+    assert abs(good - base) < 0.02 * base  # flipping is exact: the flipped pairs explain each other as well
+    # flipping the images but not negating the flow no longer explains the motion
+    _, _, unflipped_sign, _ = flip_flow_batch(b.img1, b.img2, b.flow, b.valid, torch.zeros(4, dtype=torch.bool),
+                                              torch.zeros(4, dtype=torch.bool))
+    wrong = flow.clone()
+    wrong[0, 0] = -wrong[0, 0]  # sample 0 was flipped left-right: keep u's sign -> wrong
+    bad = float((flow_warp(img2[:1], wrong[:1]) - img1[:1]).abs().mean(1)[visible[:1]].mean())
+    assert bad > 3 * good
+    assert torch.equal(unflipped_sign, b.flow) and torch.equal(flow[3], b.flow[3])
+    assert torch.equal(img1[0], b.img1[0].flip(-1)) and torch.equal(flow[1, 1], -b.flow[1, 1].flip(-2))
+
+
+def test_photometric_augmentation_changes_colours_not_flow():
+    g = SyntheticFlowGenerator(size=(48, 64), seed=0)
+    plain, aug = g.render(range(4)), g.render(range(4), augment=True)
+    assert torch.equal(plain.flow, aug.flow) and torch.equal(plain.occlusion, aug.occlusion)
+    assert float((plain.img1 - aug.img1).abs().mean()) > 5
+    assert 0 <= float(aug.img1.min()) and float(aug.img2.max()) <= 255
+
+
+def test_motion_scale_scales_the_flow_and_chairs_like_at_384x512():
+    big = SyntheticFlowGenerator(size=(384, 512), seed=0, num_objects=(5, 12)).render(range(4))
+    mags = big.flow.norm(dim=1)
+    # Flying Chairs at 384x512: mean ~11 px, 99th percentile ~40 px (see tools/benchmark_data.py)
+    assert 4 < float(mags.mean()) < 20 and 20 < float(mags.max()) < 80
+    double = SyntheticFlowGenerator(size=(384, 512), seed=0, motion_scale=2.0).render(range(4))
+    assert 1.6 < float(double.flow.norm(dim=1).mean()) / float(mags.mean()) < 2.4
+
+
+@pytest.mark.parametrize('kwargs, field', [
+    (dict(size=(-4, 64)), 'size'), (dict(size=(8, 64)), 'size'), (dict(num_objects=(5, 2)), 'num_objects'),
+    (dict(num_objects=(1, 100)), 'num_objects'), (dict(motion_scale=-1.0), 'motion_scale'),
+    (dict(motion_scale=float('nan')), 'motion_scale'), (dict(photo_prob=2.0), 'photo_prob'),
+    (dict(homography=-0.5), 'homography'), (dict(object_radius=(0.3, 0.1)), 'object_radius'),
+    (dict(num_textures=0), 'num_textures'), (dict(render='fast'), 'render')])
+def test_generator_refuses_impossible_values(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        SyntheticFlowGenerator(**kwargs)
+    with pytest.raises(ValueError, match='indices must be >= 0'):
+        SyntheticFlowGenerator(size=(32, 32)).render([-1])
+
+
+def test_homography_flow_is_projective_and_exact():
+    b = SyntheticFlowGenerator(size=(64, 96), seed=4, homography=20.0, num_objects=(0, 0)).render([0])
+    visible = ~b.occlusion
+    err = float((flow_warp(b.img2, b.flow) - b.img1).abs().mean(1)[visible].mean())
+    assert err < 1.5
+    # not an affine field any more: a least-squares affine fit leaves a clear residual
+    ys, xs = np.mgrid[0:64, 0:96]
+    design = np.stack([xs.ravel(), ys.ravel(), np.ones(xs.size)], 1).astype(np.float64)
+    flow = b.flow[0].numpy().reshape(2, -1).T.astype(np.float64)
+    coef, *_ = np.linalg.lstsq(design, flow, rcond=None)
+    assert np.abs(design @ coef - flow).max() > 0.05

@@ -3,10 +3,12 @@
     python tools/demo_flow.py work_dirs/synthetic/best_EPE_iter_300.pth frame10.png frame11.png --out out/
     python tools/demo_flow.py CKPT frames_dir/ --out out/          # consecutive pairs of the sorted frames
     python tools/demo_flow.py CKPT clip.mp4 --out out/             # also writes out/clip_flow.mp4
+    python tools/demo_flow.py lightflow_w0.5_synthetic a.png b.png --out out/   # shipped weights, by name
 
-The first argument is a checkpoint (train_flow.py's or a raw LightFlow state dict; the width is read from it) or a
-config whose ``model.pretrained`` / ``load_from`` names one. A config without a checkpoint is refused: random weights
-give meaningless flow. Every file is written atomically. Run with the package importable (``PYTHONPATH=.``).
+The first argument is a checkpoint (train_flow.py's or a raw LightFlow state dict; the width is read from it), the
+name of shipped weights (``lightflow.list_pretrained()``), or a config whose ``model.pretrained`` / ``load_from``
+names either. A config without a checkpoint is refused: random weights give meaningless flow. Every file is written
+atomically. Run with the package importable (``PYTHONPATH=.``).
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description='Estimate optical flow with Light Flow; writes NAME.flo and NAME.png (colour) per pair.',
         epilog='A checkpoint is required (directly, or named by the config): the tool refuses to run random weights.')
     parser.add_argument('model', metavar='CHECKPOINT_OR_CONFIG',
-                        help='.pth checkpoint, or a config .py whose model.pretrained / load_from names one')
+                        help='.pth checkpoint, a shipped pretrained name, or a config .py whose model.pretrained / '
+                             'load_from names one')
     parser.add_argument('inputs', nargs='+', metavar='INPUT',
                         help='two images (a pair), one folder of frames, or one video file')
     parser.add_argument('--out', required=True, help='output folder')
@@ -41,12 +44,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_model(source: str, width: float | None, device: str):
-    """The LightFlow named by a checkpoint or config, checked against ``--width``."""
-    from lightflow.engine import load_lightflow_checkpoint
+    """The LightFlow named by a checkpoint, a shipped pretrained name or a config, checked against ``--width``."""
+    from lightflow.checkpoint import load_lightflow_checkpoint
+    from lightflow.pretrained import resolve_weights
 
-    path = Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such checkpoint or config')
+    path = resolve_weights(source)
     expected = width
     if path.suffix == '.py':
         from mmengine.config import Config
@@ -59,7 +61,7 @@ def load_model(source: str, width: float | None, device: str):
         cfg_width = float(cfg.model.get('width_mult', 1.0))
         if expected is not None and abs(expected - cfg_width) > 1e-6:
             raise ValueError(f'--width {expected:g} disagrees with {path} (model.width_mult={cfg_width:g})')
-        expected, path = cfg_width, Path(ckpt)
+        expected, path = cfg_width, resolve_weights(ckpt)
     model = load_lightflow_checkpoint(path, map_location=device)
     if expected is not None and abs(model.width_mult - expected) > 1e-6:
         raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={model.width_mult:g}, '

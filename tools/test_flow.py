@@ -3,7 +3,8 @@
     python tools/test_flow.py configs/lightflow/lightflow_w1.0_2xb64-403e_flyingchairs.py work_dirs/.../best_EPE.pth \
         --cfg-options data_root=/data/FlyingChairs_release/
 
-The checkpoint may be a train_flow.py checkpoint or a raw LightFlow state dict; its width must match the config's
+The checkpoint may be a train_flow.py checkpoint, a raw LightFlow state dict or the name of shipped weights
+(``lightflow.list_pretrained()``); its width must match the config's
 ``model.width_mult`` (a mismatch is an error naming the checkpoint's width). Metrics are per-pixel averages over the
 whole test set (see lightflow/metrics.py). Run with the package importable (``pip install -e .`` or ``PYTHONPATH=.``).
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from mmengine.config import DictAction
 
@@ -20,7 +20,8 @@ from mmengine.config import DictAction
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate Light Flow on the test set of a config.')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from tools/train_flow.py or a LightFlow state dict')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) from tools/train_flow.py, a LightFlow state dict, or '
+                                           'a shipped pretrained name')
     parser.add_argument('--work-dir', help='where the test log goes (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys; data_root=DIR re-points every dataset that uses data_root')
@@ -37,9 +38,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from mmengine.runner import Runner
 
     from lightflow.engine import load_config, prepare_cpu_distributed
+    from lightflow.pretrained import resolve_weights
 
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
+    checkpoint = resolve_weights(args.checkpoint)  # a file, or a shipped name (sha256 checked)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if cfg.get('test_dataloader') is None:
         raise ValueError(f'{args.config}: the config defines no test_dataloader')
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if args.launcher == 'pytorch':
         prepare_cpu_distributed(cfg)  # no-op with CUDA; gloo + device-less DDP on CPU
     # LightFlowModel loads the weights itself: a width mismatch is a ValueError, not mmengine's size-mismatch warning.
-    cfg.model.pretrained = args.checkpoint
+    cfg.model.pretrained = str(checkpoint)
     cfg.load_from = None
     cfg.resume = False
     # Nothing to visualise or save; keep the test run to the metric.

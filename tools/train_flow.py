@@ -22,7 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         '(default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
-    parser.add_argument('--amp', action='store_true', help='mixed precision (AmpOptimWrapper; needs a GPU)')
+    parser.add_argument('--amp', nargs='?', const='fp16', choices=['fp16', 'bf16'], default=None,
+                        help='mixed precision (AmpOptimWrapper; needs a GPU): fp16 (default) or bf16')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=100; data_root=DIR re-points every '
                              'dataset root that uses the config\'s data_root')
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     from lightflow.engine import load_config, train_from_cfg
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    train_from_cfg(cfg, launcher=args.launcher, amp=args.amp, resume=args.resume)
+    train_from_cfg(cfg, launcher=args.launcher, amp=args.amp or False, resume=args.resume)
 
 
 if __name__ == '__main__':

@@ -1,13 +1,15 @@
 """Optical-flow data: file-index datasets, joint transforms and the synthetic Chairs-like generator."""
 from .datasets import (FlowDataset, FlowPairList, FlowSample, FlyingChairs, KITTI2015, Sintel, parse_chairs_split,
                        sanitize_flow)
-from .synthetic import PHOTO_NAMES, SyntheticChairs, SyntheticSample, export_chairs_layout
+from .synthetic import (PHOTO_NAMES, SyntheticBatch, SyntheticChairs, SyntheticFlowGenerator, SyntheticIndices,
+                        SyntheticSample, export_chairs_layout, flip_flow_batch, photometric_augment)
 from .transforms import (CenterCrop, Compose, PhotometricJitter, RandomAffine, RandomCrop, RandomHorizontalFlip,
                          RandomVerticalFlip, Resize, ToTensor, affine_warp_sample, chairs_train_transforms,
                          eval_transforms)
 
 __all__ = ['FlowDataset', 'FlowPairList', 'FlowSample', 'FlyingChairs', 'Sintel', 'KITTI2015', 'parse_chairs_split',
-           'sanitize_flow', 'SyntheticChairs', 'SyntheticSample', 'export_chairs_layout', 'PHOTO_NAMES', 'Compose',
+           'sanitize_flow', 'SyntheticChairs', 'SyntheticSample', 'SyntheticFlowGenerator', 'SyntheticBatch',
+           'SyntheticIndices', 'photometric_augment', 'flip_flow_batch', 'export_chairs_layout', 'PHOTO_NAMES', 'Compose',
            'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
            'PhotometricJitter', 'Resize', 'ToTensor', 'affine_warp_sample', 'chairs_train_transforms',
            'eval_transforms']

@@ -82,13 +82,14 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
-def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool = False, resume: str | None = None) -> None:
+def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False, resume: str | None = None) -> None:
     """The body of tools/train_flow.py and tools/train_vid.py: apply ``--launcher``/``--amp``/``--resume``, train.
 
     Args:
         cfg: a loaded config (see :func:`load_config`).
         launcher: ``'none'`` or a distributed launcher; ``'pytorch'`` works on CPU too (gloo, device-less DDP).
-        amp: mixed precision through mmengine's ``AmpOptimWrapper`` (needs CUDA).
+        amp: mixed precision through mmengine's ``AmpOptimWrapper`` (needs CUDA): ``True`` / ``'fp16'`` (float16 with
+            dynamic loss scaling) or ``'bf16'`` (bfloat16, no scaling needed).
         resume: ``'auto'`` (latest checkpoint of the work dir), a checkpoint path, or None.
     """
     import torch
@@ -100,10 +101,15 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool = False, resum
     elif launcher != 'none' and not torch.cuda.is_available():
         cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'  # nccl needs CUDA
     if amp:
+        if amp not in (True, 'fp16', 'bf16'):
+            raise ValueError(f"--amp must be fp16 or bf16, got {amp!r}")
         if not torch.cuda.is_available():
             raise ValueError('--amp needs a CUDA GPU; none is available')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.loss_scale = 'dynamic'
+        if amp == 'bf16':
+            cfg.optim_wrapper.dtype = 'bfloat16'
+        else:
+            cfg.optim_wrapper.loss_scale = 'dynamic'
     if resume == 'auto':
         cfg.resume, cfg.load_from = True, None
     elif resume is not None:

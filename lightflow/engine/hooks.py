@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ..checkpoint import lightflow_config
 from ..io import atomic_write
 from ..viz import flow_to_color
 
@@ -84,12 +85,12 @@ class FlowVisualizationHook(Hook):
 
 @HOOKS.register_module()
 class LightFlowMetaHook(Hook):
-    """Stores ``meta['lightflow'] = dict(width_mult, div_flow)`` in each checkpoint, so loaders need no config."""
+    """Stores ``meta['lightflow']`` = every :class:`~lightflow.LightFlowConfig` field in each checkpoint, so loaders
+    rebuild the exact network without the config."""
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        net = model.flownet
-        checkpoint.setdefault('meta', {})['lightflow'] = dict(width_mult=net.width_mult, div_flow=net.div_flow)
+        checkpoint.setdefault('meta', {})['lightflow'] = lightflow_config(model.flownet)
 
 
 @HOOKS.register_module()

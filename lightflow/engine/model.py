@@ -1,27 +1,24 @@
-"""Light Flow as an mmengine model: the training loss, batch preparation, and checkpoint loading with a width check."""
+"""Light Flow as an mmengine model: the training loss and batch preparation. The checkpoint loaders live in
+:mod:`lightflow.checkpoint` (pure torch) and are re-exported here."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.registry import MODELS
-from mmengine.runner.checkpoint import get_torch_safe_globals
 from torch import Tensor
 
+from ..checkpoint import (_torch_load, checkpoint_width, lightflow_state_dict, load_lightflow_checkpoint,  # noqa: F401
+                          load_lightflow_weights)
 from ..inference import estimate_flow, pad_to_multiple
-from ..models.lightflow import LightFlow, LightFlowConfig, build_lightflow
+from ..models.lightflow import LightFlowConfig, build_lightflow
+from ..pretrained import resolve_weights
 
 __all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'flow_l1_loss', 'downsample_flow_target',
            'load_lightflow_checkpoint', 'load_lightflow_weights', 'lightflow_state_dict',
            'checkpoint_width']
-
-# First pointwise conv of conv1 (encoder stage 0: dw conv, BN, act, pw conv -> index 3); its out channels reveal the
-# width multiplier: int(32 * width_mult).
-_CONV1_KEY = 'encoder.0.3.weight'
 
 
 def downsample_flow_target(flow: Tensor, valid: Tensor, factor: int) -> tuple[Tensor, Tensor]:
@@ -96,77 +93,6 @@ def _field(sample: Any, key: str, default: Any = None) -> Any:
     return default if sample is None else sample.get(key, default)
 
 
-def lightflow_state_dict(checkpoint: dict[str, Any], source: str = 'checkpoint') -> dict[str, Tensor]:
-    """The bare :class:`LightFlow` state dict inside a raw state dict or a checkpoint of any wrapper.
-
-    Whatever precedes the network's own keys (``flownet.`` for ``tools/train_flow.py``, ``module.`` for DDP,
-    ``motion.flownet.`` for a video detector) is stripped; the prefix is found from conv1's key.
-    """
-    state = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{source}: not a state dict or an mmengine checkpoint (got {type(checkpoint).__name__})')
-    prefixes = {k[:-len(_CONV1_KEY)] for k in state if k.endswith(_CONV1_KEY)}
-    if not prefixes:
-        raise ValueError(f'{source}: no Light Flow weights found (no key ends in {_CONV1_KEY!r}; keys start with '
-                         f'{sorted(state)[:3]})')
-    if len(prefixes) > 1:
-        raise ValueError(f'{source}: several Light Flow networks found (prefixes {sorted(prefixes)})')
-    prefix = prefixes.pop()
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def checkpoint_width(state: dict[str, Tensor], base_channels: int = LightFlowConfig.encoder_channels[0]) -> float:
-    """Width multiplier of a Light Flow state dict, from conv1's out channels (``int(32 * width_mult)``)."""
-    return state[_CONV1_KEY].shape[0] / base_channels
-
-
-def _torch_load(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such checkpoint')
-    # weights_only with mmengine's own allowlist (numpy arrays and HistoryBuffer of its message hub); no arbitrary code.
-    with torch.serialization.safe_globals(get_torch_safe_globals()):
-        try:
-            return torch.load(path, map_location=map_location, weights_only=True)
-        except Exception as e:  # torch raises UnpicklingError, RuntimeError or EOFError for bad files
-            raise ValueError(f'{path}: cannot load checkpoint ({type(e).__name__}: {str(e).splitlines()[0]})') from None
-
-
-def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:
-    """Load a checkpoint into ``model``; ``ValueError`` naming both widths if it holds another ``width_mult``."""
-    state = lightflow_state_dict(_torch_load(path, map_location), str(path))
-    width = checkpoint_width(state)
-    if abs(width - model.width_mult) > 1e-6:
-        raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={width:g} (conv1 has '
-                         f'{state[_CONV1_KEY].shape[0]} channels), but the model has width_mult={model.width_mult:g}')
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f'{path}: weights do not fit a width_mult={model.width_mult:g} Light Flow: '
-                         f'{" ".join(str(e).split())[:300]}') from None
-
-
-def load_lightflow_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> LightFlow:
-    """Load a :class:`LightFlow` from a raw state dict or a ``tools/train_flow.py`` (mmengine) checkpoint.
-
-    The width multiplier is read from the checkpoint's meta (``meta['lightflow']``, written by ``LightFlowMetaHook``)
-    or inferred from conv1's weight shape; ``div_flow`` from the meta, else the default 20.
-
-    Returns:
-        the network in eval mode on ``map_location``.
-    """
-    ckpt = _torch_load(path, map_location)
-    meta = (ckpt.get('meta') or {}).get('lightflow', {}) if isinstance(ckpt, dict) else {}
-    state = lightflow_state_dict(ckpt, str(path))
-    model = build_lightflow(width_mult=float(meta.get('width_mult', checkpoint_width(state))),
-                            div_flow=float(meta.get('div_flow', LightFlowConfig.div_flow)))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        raise ValueError(f'{path}: weights are not a standard Light Flow: {" ".join(str(e).split())[:300]}') from None
-    return model.to(map_location).eval()
-
-
 @MODELS.register_module()
 class LightFlowModel(BaseModel):
     """Light Flow for mmengine's Runner.
@@ -174,22 +100,29 @@ class LightFlowModel(BaseModel):
     Args:
         width_mult: width multiplier alpha (1.0, 0.75, 0.5 in the paper).
         div_flow: the network predicts flow / div_flow; EPE is measured after upsampling and multiplying back.
-        pretrained: optional checkpoint (raw LightFlow state dict or a train_flow.py checkpoint) loaded at build time;
-            a checkpoint of another width raises ValueError naming its width.
-        data_preprocessor: config of the batch preprocessor (default :class:`FlowDataPreprocessor`).
+        pretrained: optional checkpoint (raw LightFlow state dict, a train_flow.py checkpoint, or the name of a
+            shipped one: :func:`lightflow.list_pretrained`) loaded at build time; a checkpoint of another width raises
+            ValueError naming its width.
+        data_preprocessor: config of the batch preprocessor (default :class:`FlowDataPreprocessor`; on-device synthetic
+            data: ``SyntheticFlowPreprocessor``).
+        channels_last: run the network in channels-last memory format (faster convolutions on GPUs, with AMP).
         init_cfg: mmengine init config.
         **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
     """
 
     def __init__(self, width_mult: float = 1.0, div_flow: float = 20.0, pretrained: str | None = None,
-                 data_preprocessor: dict | None = None, init_cfg: dict | None = None, **lightflow_cfg) -> None:
+                 data_preprocessor: dict | None = None, channels_last: bool = False, init_cfg: dict | None = None,
+                 **lightflow_cfg) -> None:
         super().__init__(data_preprocessor=data_preprocessor or dict(type='FlowDataPreprocessor'), init_cfg=init_cfg)
         unknown = set(lightflow_cfg) - set(LightFlowConfig.__dataclass_fields__)
         if unknown:
             raise ValueError(f'LightFlowModel: unknown Light Flow hyperparameters {sorted(unknown)}')
         self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
         if pretrained:
-            load_lightflow_weights(self.flownet, pretrained)
+            load_lightflow_weights(self.flownet, resolve_weights(pretrained))
+        self.channels_last = bool(channels_last)
+        if self.channels_last:
+            self.flownet.to(memory_format=torch.channels_last)  # Module.to(device) later keeps this layout
 
     @property
     def div_flow(self) -> float:
@@ -230,6 +163,8 @@ class LightFlowModel(BaseModel):
     def _forward_padded(self, pairs: Tensor) -> tuple[Tensor, tuple[int, int]]:
         x = self.flownet.normalize(pairs[:, 0].float(), pairs[:, 1].float())
         x, size = pad_to_multiple(x, self.flownet.size_divisor)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self.flownet.forward_features(x), size
 
     def loss(self, inputs: Tensor | list[Tensor], data_samples: list[dict]) -> dict[str, Tensor]:

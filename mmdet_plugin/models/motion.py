@@ -11,7 +11,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from lightflow import LightFlow, estimate_flow, resize_flow
-from lightflow.engine import load_lightflow_weights
+from lightflow.checkpoint import load_lightflow_weights
+from lightflow.pretrained import resolve_weights
 
 __all__ = ['LightFlowMotion']
 
@@ -33,8 +34,8 @@ class LightFlowMotion(BaseModule):
         img_std: per-channel std of the detector's data preprocessor.
         bgr_to_rgb: the data preprocessor's flag: True -> its outputs are RGB; False -> they keep the loader's order,
             taken to be mmcv's default BGR, and are flipped to RGB here.
-        pretrained: a Light Flow checkpoint to load in :meth:`init_weights` (same as
-            ``init_cfg=dict(type='Pretrained', checkpoint=...)``).
+        pretrained: a Light Flow checkpoint, or the name of a shipped one (:func:`lightflow.list_pretrained`), to
+            load in :meth:`init_weights` (same as ``init_cfg=dict(type='Pretrained', checkpoint=...)``).
         freeze: keep the flow network fixed (no gradients, BN in eval mode).
         resize_to_divisor: instead of resizing by ``flow_scale`` and padding to /64, resize straight to the multiple
             of 64 nearest to the scaled size (aspect changes a little; the flow is rescaled per axis). Avoids running
@@ -43,7 +44,7 @@ class LightFlowMotion(BaseModule):
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
         init_cfg: mmengine init config; a ``Pretrained`` entry is read with
-            :func:`lightflow.engine.load_lightflow_weights`.
+            :func:`lightflow.checkpoint.load_lightflow_weights`.
     """
 
     def __init__(self, width_mult: float = 1.0, flow_scale: float = 0.5,
@@ -82,8 +83,9 @@ class LightFlowMotion(BaseModule):
         self._is_init = True
 
     def load_flow_checkpoint(self, path: str | Path) -> None:
-        """Load a Light Flow checkpoint; ``ValueError`` naming both widths if it holds another ``width_mult``."""
-        load_lightflow_weights(self.flownet, path)
+        """Load a Light Flow checkpoint or shipped pretrained name; ``ValueError`` naming both widths if it holds
+        another ``width_mult``."""
+        load_lightflow_weights(self.flownet, resolve_weights(path))
 
     def train(self, mode: bool = True) -> 'LightFlowMotion':
         super().train(mode)

@@ -1,0 +1,278 @@
+"""Flow quality on real image pairs: the shared GT pairs, OpenCV DIS and zero-flow baselines, a photometric check.
+
+Pure torch + numpy + cv2 (no mmengine), so it serves tests, ``tools/eval_real_flow.py`` and notebooks alike.
+
+* :func:`shared_real_pairs` — the six real pairs with GT in ``../shared/data`` (5 Flying Chairs, RubberWhale).
+* :func:`dis_flow` / :func:`zero_flow` — the references a learned model must beat: OpenCV's DIS (Kroeger et al., ECCV
+  2016) at its three presets, and predicting no motion (its EPE is the mean GT magnitude).
+* :func:`epe_table` — per-pair EPE of several methods and their mean *over pairs* (see its docstring).
+* :func:`warp_error` / :func:`video_frame_pairs` — a GT-free check on real video: how well the frame-2 pixels the flow
+  points at reproduce frame 1.
+
+Images are uint8 RGB numpy arrays (H, W, 3), as :func:`lightflow.read_image` returns them (the form both
+:func:`lightflow.estimate_flow` and OpenCV accept); flow is a float32 (2, H, W) tensor in pixels with the project's
+backward convention ``img1[y, x] ~ img2[y + v, x + u]`` (the Chairs / Middlebury GT convention, and OpenCV's).
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .inference import to_image_batch
+from .io import read_flo, read_image
+from .metrics import flow_metric_sums
+from .warp import flow_warp
+
+__all__ = ['FlowPair', 'FramePair', 'shared_real_pairs', 'video_frame_pairs', 'zero_flow', 'dis_flow', 'model_flow',
+           'epe_table', 'warp_error', 'DIS_PRESETS', 'CHAIRS_STEMS', 'VIDEO_SOURCES']
+
+FlowMethod = Callable[[np.ndarray, np.ndarray], Tensor]
+
+DIS_PRESETS = ('ultrafast', 'fast', 'medium')
+CHAIRS_STEMS = ('00001', '00002', '00003', '00004', '00005')
+# Video sources under DATA/video, in reporting order: a folder of frames (sorted by name) or a video file.
+VIDEO_SOURCES = ('ILSVRC2015_val_00007010', 'MOT17-05-FRCNN/img1', 'demo.mp4')
+_IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.ppm', '.bmp'}
+
+
+class FlowPair(NamedTuple):
+    """A real image pair with GT: ``img1``/``img2`` uint8 RGB (H, W, 3), ``flow`` float32 (2, H, W) px (unknown GT
+    keeps Middlebury's 1e9 marker; :func:`lightflow.metrics.valid_flow_mask` excludes it)."""
+    name: str
+    img1: np.ndarray
+    img2: np.ndarray
+    flow: Tensor
+
+
+class FramePair(NamedTuple):
+    """Two consecutive video frames without GT, uint8 RGB (H, W, 3); ``name`` is ``'<video>/<frame index>'``."""
+    name: str
+    img1: np.ndarray
+    img2: np.ndarray
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(f'{path}: missing real sample (expected the layout of ../shared/data, see its '
+                                'SOURCES.md)')
+    return path
+
+
+def shared_real_pairs(data_root: str | os.PathLike) -> list[FlowPair]:
+    """The six real pairs with GT flow in the shared data folder, in reporting order.
+
+    ``chairs_00001`` .. ``chairs_00005`` (Flying Chairs, 512x384, ``FlyingChairs_mini/data``) and ``rubberwhale``
+    (Middlebury RubberWhale frame10 -> frame11, 584x388; unknown GT stays 1e9 and is never scored).
+
+    Raises:
+        FileNotFoundError: ``data_root`` or one of the files is missing (the message names it).
+    """
+    root = _require(Path(data_root))
+    pairs = []
+    for stem in CHAIRS_STEMS:
+        d = root / 'FlyingChairs_mini' / 'data'
+        pairs.append(FlowPair(f'chairs_{stem}', read_image(_require(d / f'{stem}_img1.ppm')),
+                              read_image(_require(d / f'{stem}_img2.ppm')), _read_gt(_require(d / f'{stem}_flow.flo'))))
+    rw = root / 'middlebury' / 'RubberWhale'
+    pairs.append(FlowPair('rubberwhale', read_image(_require(rw / 'frame10.png')),
+                          read_image(_require(rw / 'frame11.png')), _read_gt(_require(rw / 'flow10.flo'))))
+    for p in pairs:
+        if not p.img1.shape == p.img2.shape == (*p.flow.shape[1:], 3):
+            raise ValueError(f'{p.name}: images {p.img1.shape} / {p.img2.shape} do not match GT {tuple(p.flow.shape)}')
+    return pairs
+
+
+def _read_gt(path: Path) -> Tensor:
+    return torch.from_numpy(read_flo(path)).permute(2, 0, 1).contiguous()  # (H, W, 2) -> (2, H, W)
+
+
+def _downscale(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Area-downscale so the longer side is at most ``max_side`` (aspect kept; never upscales)."""
+    h, w = img.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return img
+    import cv2
+
+    scale = max_side / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # cv2 takes (width, height)
+    return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
+
+
+def _rgb(frame: np.ndarray, where: str) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
+        raise ValueError(f'{where}: expected a uint8 RGB(A) frame, got {frame.dtype} {frame.shape}')
+    return np.ascontiguousarray(frame[..., :3])
+
+
+def _video_frames(source: Path) -> Iterator[np.ndarray]:
+    if source.is_dir():
+        frames = sorted(f for f in source.iterdir() if f.suffix.lower() in _IMAGE_EXTS)
+        yield from (read_image(f) for f in frames)
+        return
+    import imageio.v3 as iio
+
+    try:
+        for i, frame in enumerate(iio.imiter(source)):
+            yield _rgb(frame, f'{source} frame {i}')
+    except (OSError, RuntimeError) as e:
+        detail = str(e).splitlines()[0] if str(e) else ''
+        raise ValueError(f'{source}: cannot decode video ({type(e).__name__}: {detail})') from None
+
+
+def video_frame_pairs(data_root: str | os.PathLike, max_side: int | None = None, max_pairs: int | None = None,
+                      sources: Sequence[str] = VIDEO_SOURCES) -> list[FramePair]:
+    """Consecutive frame pairs of the shared videos (no GT): ImageNet VID jets (16 frames, 1280x720), MOT17-05 (6
+    frames, 640x480, moving camera) and ``demo.mp4`` (8 frames, 1920x1080, 3 fps: large motion).
+
+    Args:
+        data_root: the shared data folder (its ``video/`` subfolder is read).
+        max_side: area-downscale frames whose longer side exceeds this (aspect kept; e.g. 1280 brings the 1080p video
+            to 1280x720); None keeps the native size.
+        max_pairs: at most this many pairs per video (the first ones); None for all (15 + 5 + 7).
+        sources: which videos, relative to ``data_root/video``.
+
+    Returns:
+        list of :class:`FramePair` named ``'<video>/<index of frame 1>'`` (consecutive pairs share frame arrays).
+    """
+    if max_pairs is not None and max_pairs < 0:
+        raise ValueError(f'max_pairs must be >= 0, got {max_pairs}')
+    root = _require(Path(data_root) / 'video')
+    pairs: list[FramePair] = []
+    for source in sources:
+        path = _require(root / source)
+        video = source.split('/')[0].removesuffix('.mp4')
+        prev = None
+        for i, frame in enumerate(_video_frames(path)):
+            if max_pairs is not None and i > max_pairs:
+                break
+            frame = _downscale(frame, max_side)
+            if prev is not None:
+                pairs.append(FramePair(f'{video}/{i - 1:03d}', prev, frame))
+            prev = frame
+    return pairs
+
+
+def zero_flow(img1: np.ndarray, img2: np.ndarray) -> Tensor:
+    """The no-motion baseline: (2, H, W) zeros. Its EPE is the mean GT magnitude."""
+    h, w = img1.shape[-2:] if isinstance(img1, Tensor) else np.shape(img1)[:2]
+    return torch.zeros(2, h, w)
+
+
+def _gray(img: np.ndarray | Tensor) -> np.ndarray:
+    import cv2
+
+    if isinstance(img, Tensor):
+        img = to_image_batch(img)[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
+    img = np.asarray(img)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f'expected a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}')
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+
+
+def dis_flow(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, preset: str = 'fast') -> Tensor:
+    """OpenCV DIS optical flow (``cv2.DISOpticalFlow``, default parameters of ``preset``) on the grey images.
+
+    Args:
+        img1, img2: uint8 RGB (H, W, 3) arrays (or (3, H, W) 0..255 tensors).
+        preset: ``'ultrafast'``, ``'fast'`` or ``'medium'``.
+
+    Returns:
+        float32 (2, H, W) flow in pixels, ``img1[y, x] ~ img2[y + v, x + u]``.
+    """
+    import cv2
+
+    if preset not in DIS_PRESETS:
+        raise ValueError(f'preset must be one of {DIS_PRESETS}, got {preset!r}')
+    gray1, gray2 = _gray(img1), _gray(img2)
+    if gray1.shape != gray2.shape:
+        raise ValueError(f'both images must have the same size, got {gray1.shape} and {gray2.shape}')
+    dis = cv2.DISOpticalFlow_create(getattr(cv2, f'DISOPTICAL_FLOW_PRESET_{preset.upper()}'))
+    flow = dis.calc(gray1, gray2, None)  # (H, W, 2)
+    return torch.from_numpy(flow).permute(2, 0, 1).contiguous()
+
+
+def model_flow(model: torch.nn.Module) -> FlowMethod:
+    """``(img1, img2) -> (2, H, W)`` flow of a Light Flow through :func:`lightflow.estimate_flow` (eval mode,
+    inference mode: the fast path)."""
+    from .inference import estimate_flow
+
+    model.eval()
+
+    def method(img1: np.ndarray, img2: np.ndarray) -> Tensor:
+        with torch.inference_mode():
+            return estimate_flow(model, img1, img2)[0].float().cpu()
+
+    return method
+
+
+def _as_flow(flow: Tensor, shape: tuple[int, int], name: str) -> Tensor:
+    if not isinstance(flow, Tensor):
+        flow = torch.as_tensor(np.asarray(flow))
+    if flow.dim() == 4 and flow.shape[0] == 1:
+        flow = flow[0]
+    if flow.dim() != 3 or flow.shape[0] != 2 or tuple(flow.shape[1:]) != tuple(shape):
+        raise ValueError(f'{name}: expected a (2, {shape[0]}, {shape[1]}) flow, got {tuple(flow.shape)}')
+    return flow.float()
+
+
+def epe_table(methods: Mapping[str, FlowMethod], pairs: Sequence[FlowPair]) -> dict[str, dict[str, float]]:
+    """End-point error of every method on every pair.
+
+    Averaging convention: a pair's EPE is the per-pixel mean over its valid GT pixels (finite and below Middlebury's
+    1e9 "unknown" marker); ``'mean'`` is the unweighted mean of the per-pair EPEs, so each pair counts equally whatever
+    its size or number of valid pixels (unlike :class:`lightflow.engine.FlowMetric`, which averages over all pixels of
+    a dataset).
+
+    Args:
+        methods: name -> callable ``(img1, img2) -> flow`` ((2, H, W) or (1, 2, H, W), pixels).
+        pairs: :class:`FlowPair` s (e.g. :func:`shared_real_pairs`).
+
+    Returns:
+        ``{method: {pair name: EPE, ..., 'mean': mean over pairs}}`` in the order given.
+    """
+    if not pairs:
+        raise ValueError('epe_table needs at least one pair')
+    table: dict[str, dict[str, float]] = {}
+    for method_name, method in methods.items():
+        row = {}
+        for pair in pairs:
+            flow = _as_flow(method(pair.img1, pair.img2), tuple(pair.flow.shape[1:]), f'{method_name} on {pair.name}')
+            sums = flow_metric_sums(flow, pair.flow)
+            row[pair.name] = sums['epe_sum'] / sums['count'] if sums['count'] else math.nan
+        row['mean'] = float(np.mean([row[p.name] for p in pairs]))
+        table[method_name] = row
+    return table
+
+
+def warp_error(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, flow: Tensor) -> float:
+    """Photometric check that needs no GT: mean absolute difference between ``img1`` and ``flow_warp(img2, flow)``.
+
+    Averaged over the RGB channels and over the pixels whose sample point ``(x + u, y + v)`` lies inside frame 2
+    (within the outermost pixel centres, so the bilinear sample reads only real pixels); NaN if there is none. The
+    value is in intensity levels (0..255). Occlusions and brightness changes keep it above 0 even for the true flow,
+    and a flow that points everything out of the frame scores over few pixels: compare methods on the same pairs.
+
+    Args:
+        img1, img2: uint8 RGB (H, W, 3) arrays or (3, H, W) / (1, 3, H, W) tensors, 0..255.
+        flow: (2, H, W) or (1, 2, H, W) flow in pixels, ``img1[y, x] ~ img2[y + v, x + u]``.
+    """
+    x1, x2 = to_image_batch(img1, 'img1'), to_image_batch(img2, 'img2')  # (1, 3, H, W) float
+    if x1.shape != x2.shape or x1.shape[0] != 1:
+        raise ValueError(f'img1 and img2 must be one pair of the same size, got {tuple(x1.shape)} and '
+                         f'{tuple(x2.shape)}')
+    h, w = x1.shape[-2:]
+    flow = _as_flow(flow, (h, w), 'flow').unsqueeze(0)  # (1, 2, H, W)
+    warped = flow_warp(x2, flow)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing='ij')
+    sx, sy = xs + flow[0, 0], ys + flow[0, 1]
+    inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)  # (H, W)
+    if not inside.any():
+        return math.nan
+    return float((warped - x1).abs().mean(dim=1)[0][inside].double().mean())
