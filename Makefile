@@ -5,7 +5,7 @@ SHELL := /bin/bash
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 PY = "$$(bash tools/setup_env.sh | tail -n 1)/bin/python"
 
-.PHONY: env test demo demo-vid benchmark
+.PHONY: env test demo demo-vid benchmark benchmark-data
 
 env:
 	bash tools/setup_env.sh
@@ -13,17 +13,23 @@ env:
 test:
 	$(PY) -m pytest -q tests
 
-# Light Flow on the built-in synthetic Chairs-like data (~5 min on 2 cores): validation EPE (with EPE_zero, the score of
-# predicting no motion) before/during training, colour flow PNGs in work_dirs/demo/vis/, then test + demo_flow.py on
-# a held-out synthetic pair -> work_dirs/demo/flow/*.flo and *.png.
+# First the shipped pretrained weights (lightflow_w0.5_synthetic) on a held-out synthetic pair and, when ../shared/data
+# exists, on the real Flying Chairs / Middlebury pairs next to zero flow and OpenCV DIS (work_dirs/demo/pretrained*/:
+# colour PNGs, .flo files, an EPE table). Then a short fine-tune of those weights on the built-in synthetic data
+# (~5 min on 2 cores): validation EPE (with EPE_zero, the score of predicting no motion) before/during training, colour
+# flow PNGs in work_dirs/demo/vis/, then test + demo_flow.py on the held-out pair -> work_dirs/demo/flow/.
 DEMO_CFG := configs/lightflow/lightflow_w0.5_1xb8-2k_synthetic.py
 DEMO_DIR := work_dirs/demo
+PRETRAINED := lightflow_w0.5_synthetic
 demo:
+	$(PY) -c "from lightflow.data import SyntheticChairs, export_chairs_layout; export_chairs_layout(SyntheticChairs(2, size=(384, 512), seed=2024), '$(DEMO_DIR)/pairs', progress=False)"
+	$(PY) tools/demo_flow.py $(PRETRAINED) $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/pretrained
+	if [ -d ../shared/data ]; then \
+	  $(PY) tools/eval_real_flow.py $(PRETRAINED) --data ../shared/data --out-dir $(DEMO_DIR)/pretrained_real --video-max-pairs 0; fi
 	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR)
 	$(PY) tools/test_flow.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" --work-dir $(DEMO_DIR)/test
-	$(PY) -c "from lightflow.data import SyntheticChairs, export_chairs_layout; export_chairs_layout(SyntheticChairs(2, size=(256, 320), seed=2024), '$(DEMO_DIR)/pairs', progress=False)"
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
-	@echo "colour flow images: $(DEMO_DIR)/vis/ and $(DEMO_DIR)/flow/"
+	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
 # The video-detection pipeline on the synthetic VID set (~30 min on 2 cores): generate data, train the single-frame,
 # propagation and propagation+GRU detectors the same way, test each, sweep the key-frame interval, annotate a synthetic
@@ -49,6 +55,9 @@ demo-vid:
 	  $(PY) tools/demo_video.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
 	    "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
 	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4; fi
+
+benchmark-data:
+	$(PY) tools/benchmark_data.py --out work_dirs/benchmark_data.md --plot work_dirs/benchmark_data.png
 
 benchmark:
 	$(PY) tools/benchmark_flow.py --threads 2 --out work_dirs/benchmark_flow.md

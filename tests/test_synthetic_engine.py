@@ -86,3 +86,31 @@ def test_gpu_recipe_trains_on_cpu_and_lowers_the_loss(tmp_path):
     assert after < 0.7 * before, (before, after)
     meta = _torch_load(tmp_path / 'iter_60.pth')['meta']['lightflow']
     assert meta['width_mult'] == 0.5 and 'encoder_channels' in meta
+
+
+def test_motion_curriculum_ramps_the_generator_motion(tmp_path):
+    from lightflow.engine import MotionCurriculumHook
+
+    hook = MotionCurriculumHook(start=0.25, end=1.5, iters=4)
+    assert [hook.motion_scale(i) for i in (0, 2, 4, 10)] == [0.25, 0.875, 1.5, 1.5]
+    model = _model(size=(32, 32))
+
+    class _Runner:  # the two attributes the hook reads
+        iter = 0
+
+    runner = _Runner()
+    runner.model = model
+    hook.before_train(runner)
+    runner.iter = 2
+    hook.before_train_iter(runner, 0)
+    assert model.data_preprocessor.generator.motion_scale == 0.875
+    small = model.data_preprocessor(dict(synthetic_index=[0, 1]), True)['data_samples'][0]['flow']
+    runner.iter = 4
+    hook.before_train_iter(runner, 0)
+    large = model.data_preprocessor(dict(synthetic_index=[0, 1]), True)['data_samples'][0]['flow']
+    assert float(large.norm(dim=0).mean()) > 1.3 * float(small.norm(dim=0).mean())
+    runner.model = LightFlowModel(width_mult=0.5)
+    with pytest.raises(ValueError, match='SyntheticFlowPreprocessor'):
+        hook.before_train(runner)
+    with pytest.raises(ValueError, match='iters'):
+        MotionCurriculumHook(iters=0)

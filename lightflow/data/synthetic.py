@@ -395,7 +395,8 @@ class SyntheticFlowGenerator:
                                 dtype=torch.float64)
             theta = (norm @ inv @ to_px)[:, :2].float()
             grid = F.affine_grid(theta, [b, 3, h, w], align_corners=True)
-        tiles = self.bank.index_select(0, tex)
+        # One sample (the per-pair dataset path) samples its texture in place; a batch gathers its tiles.
+        tiles = self.bank.narrow(0, int(tex[0]), 1) if b == 1 else self.bank.index_select(0, tex)
         color = F.grid_sample(tiles, grid, mode='bilinear', padding_mode='reflection', align_corners=True)
         color = torch.addcmul(bias[:, :, None, None], color, gain[:, :, None, None])
         return color, grid

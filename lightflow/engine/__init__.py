@@ -4,11 +4,11 @@ from .config import load_config, prepare_cpu_distributed, set_data_root, train_f
 from .dataset import FlowDataset, build_flow_transforms
 from .hooks import FlowVisualizationHook, LightFlowMetaHook, ValidateBeforeTrainHook, flow_panel
 from .metric import FlowMetric
-from .synthetic import SyntheticFlowPreprocessor
+from .synthetic import MotionCurriculumHook, SyntheticFlowPreprocessor
 from .model import (FlowDataPreprocessor, LightFlowModel, checkpoint_width, downsample_flow_target, flow_l1_loss,
                     lightflow_state_dict, load_lightflow_checkpoint, load_lightflow_weights)
 
-__all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'SyntheticFlowPreprocessor', 'FlowDataset', 'FlowMetric', 'FlowVisualizationHook',
+__all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'SyntheticFlowPreprocessor', 'MotionCurriculumHook', 'FlowDataset', 'FlowMetric', 'FlowVisualizationHook',
            'LightFlowMetaHook', 'ValidateBeforeTrainHook', 'load_lightflow_checkpoint', 'load_lightflow_weights', 'lightflow_state_dict',
            'checkpoint_width', 'flow_l1_loss', 'downsample_flow_target', 'build_flow_transforms', 'flow_panel',
            'load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg']

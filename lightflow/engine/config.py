@@ -6,7 +6,7 @@ from typing import Any
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg']
+__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -82,6 +82,30 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def tune_cpu_allocator() -> bool:
+    """Let glibc keep freed memory for reuse instead of returning it to the OS after every large tensor.
+
+    CPU training allocates and frees the same multi-megabyte activations every iteration; with glibc's defaults each of
+    them is a fresh ``mmap`` whose pages fault in again, which costs 10-20 % of a Light Flow step on 2 cores (measured
+    with ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_``). Forked DataLoader workers inherit the setting.
+    Returns False (and changes nothing) where glibc's ``mallopt`` is not available.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library('c')
+    try:
+        libc = ctypes.CDLL(name or 'libc.so.6')
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = mallopt(m_mmap_threshold, 256 << 20) == 1
+    ok &= mallopt(m_trim_threshold, 512 << 20) == 1
+    ok &= mallopt(m_top_pad, 64 << 20) == 1
+    return bool(ok)
+
+
 def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False, resume: str | None = None) -> None:
     """The body of tools/train_flow.py and tools/train_vid.py: apply ``--launcher``/``--amp``/``--resume``, train.
 
@@ -96,6 +120,8 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
     from mmengine.runner import Runner
 
     cfg.launcher = launcher
+    if not torch.cuda.is_available():
+        tune_cpu_allocator()
     if launcher == 'pytorch':
         prepare_cpu_distributed(cfg)  # no-op with CUDA; gloo + device-less DDP on CPU
     elif launcher != 'none' and not torch.cuda.is_available():

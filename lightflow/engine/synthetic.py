@@ -14,12 +14,14 @@ render different pairs and a rerun renders the same ones. Validation batches (re
 from __future__ import annotations
 
 import torch
-from mmengine.registry import DATASETS, MODELS
+from mmengine.hooks import Hook
+from mmengine.model import is_model_wrapper
+from mmengine.registry import DATASETS, HOOKS, MODELS
 
 from ..data.synthetic import SyntheticFlowGenerator, SyntheticIndices
 from .model import FlowDataPreprocessor
 
-__all__ = ['SyntheticFlowPreprocessor']
+__all__ = ['SyntheticFlowPreprocessor', 'MotionCurriculumHook']
 
 DATASETS.register_module(module=SyntheticIndices)
 
@@ -56,3 +58,37 @@ class SyntheticFlowPreprocessor(FlowDataPreprocessor):
         inputs = torch.stack([batch.img1, batch.img2], dim=1)  # (N, 2, 3, H, W)
         samples = [dict(flow=batch.flow[i], valid=batch.valid[i], sample_idx=index[i]) for i in range(len(index))]
         return dict(inputs=inputs, data_samples=samples)
+
+
+@HOOKS.register_module()
+class MotionCurriculumHook(Hook):
+    """Ramps the on-device generator's ``motion_scale`` linearly from ``start`` to ``end`` over the first ``iters``
+    iterations (small motions first), then keeps ``end``.
+
+    Needs ``SyntheticFlowPreprocessor`` (the generator lives in the training process); a per-sample dataset rendered in
+    DataLoader workers cannot be changed from here.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, start: float = 0.5, end: float = 1.0, iters: int = 5000) -> None:
+        if not start >= 0 or not end >= 0:
+            raise ValueError(f'MotionCurriculumHook: start and end must be >= 0, got {start} and {end}')
+        if int(iters) != iters or iters <= 0:
+            raise ValueError(f'MotionCurriculumHook: iters must be a positive int, got {iters}')
+        self.start, self.end, self.iters = float(start), float(end), int(iters)
+
+    def motion_scale(self, iteration: int) -> float:
+        t = min(max(iteration, 0) / self.iters, 1.0)
+        return self.start + t * (self.end - self.start)
+
+    def before_train(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        pre = getattr(model, 'data_preprocessor', None)
+        if not isinstance(pre, SyntheticFlowPreprocessor):
+            raise ValueError('MotionCurriculumHook needs model.data_preprocessor=SyntheticFlowPreprocessor (on-device '
+                             f'synthetic data), got {type(pre).__name__}')
+        self._generator = pre.generator
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._generator.motion_scale = self.motion_scale(runner.iter)
