@@ -194,7 +194,9 @@ class _FusedLightFlow(nn.Module):
 def _weights_version(model: nn.Module) -> tuple:
     # In-place updates (optimizer steps, load_state_dict) bump a tensor's _version; a changed tuple means stale cache.
     # One module walk over the raw dicts: ~3x cheaper than parameters() + buffers(), it runs on every call.
-    return tuple((t.data_ptr(), t._version) for m in model.modules()
+    # Inference tensors (a model built or loaded under torch.inference_mode()) have no version counter; they cannot
+    # be updated in place outside inference mode either, so their data pointer identifies them.
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for m in model.modules()
                  for t in (*m._parameters.values(), *m._buffers.values()) if t is not None)
 
 
@@ -260,6 +262,10 @@ def estimate_flow(model: LightFlow, img1: Tensor | np.ndarray, img2: Tensor | np
     a, b = to_image_batch(img1, 'img1'), to_image_batch(img2, 'img2')
     if a.shape != b.shape:
         raise ValueError(f'img1 and img2 must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}')
+    for name, img in (('img1', a), ('img2', b)):
+        bad = int((~torch.isfinite(img)).sum())
+        if bad:  # one NaN would spread through every conv and return an all-NaN flow
+            raise ValueError(f'{name}: {bad} NaN/inf values; images must be finite RGB in 0..255')
     device = next(model.parameters()).device
     a, b = a.to(device), b.to(device)
     if not model.training and not torch.is_grad_enabled():

@@ -108,11 +108,20 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
-    """Write (H, W, 2) flow and an optional (H, W) validity mask as a KITTI 16-bit PNG, atomically."""
+    """Write (H, W, 2) flow and an optional (H, W) validity mask as a KITTI 16-bit PNG, atomically.
+
+    Pixels whose flow is NaN/inf or at least 1e9 (Middlebury's "unknown") are written as invalid (B = 0).
+    """
     flow = np.asarray(flow, np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
         raise ValueError(f'{path}: flow must be (H, W, 2), got {flow.shape}')
     valid = np.ones(flow.shape[:2], bool) if valid is None else np.asarray(valid, bool)
+    if valid.shape != flow.shape[:2]:
+        raise ValueError(f'{path}: valid must be {flow.shape[:2]}, got {valid.shape}')
+    # NaN/inf and Middlebury's 1e9 "unknown" are no flow: stored as invalid pixels, never as a clipped +-512 px.
+    known = np.isfinite(flow).all(axis=2) & (np.abs(flow) < UNKNOWN_FLOW_THRESH).all(axis=2)
+    valid = valid & known
+    flow = np.where(known[..., None], flow, 0.0)
     uv = np.clip(np.round(flow * 64.0 + 2.0 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
     rgb = np.dstack([uv, valid.astype(np.uint16)])
     ok, buf = _cv2().imencode('.png', rgb[..., ::-1])

@@ -65,6 +65,9 @@ def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = 'zeros', resize: bool
     """
     if padding_mode not in PADDING_MODES:
         raise ValueError(f'padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}')
+    if not x.is_floating_point() or not flow.is_floating_point():
+        raise ValueError(f'flow_warp needs floating-point x and flow (bilinear weights), got {x.dtype} and '
+                         f'{flow.dtype}; convert with .float()')
     if x.dim() != 4 or flow.dim() != 4 or flow.shape[1] != 2:
         raise ValueError(f'expected x (N, C, H, W) and flow (N, 2, H, W), got {tuple(x.shape)} and '
                          f'{tuple(flow.shape)}')

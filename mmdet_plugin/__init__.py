@@ -3,6 +3,8 @@
 Importing it registers the datasets, metrics and models in mmdet's registries; configs load it with
 ``custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)``.
 """
+import lightflow.engine  # noqa: F401  (weights-only checkpoint loading for mmengine, before any checkpoint loads)
+
 from . import datasets, evaluation, models  # noqa: F401  (imports register the modules)
 from .models import FlowGuidedGRU, FlowVideoDetector, FlowWarp, LightFlowMotion
 

@@ -1,5 +1,6 @@
 """mmengine glue for Light Flow; importing it registers everything into mmengine's root registries, so configs use
 ``default_scope = None`` and ``custom_imports = dict(imports=['lightflow.engine'], allow_failed_imports=False)``."""
+from . import safe_checkpoint  # noqa: F401  (weights-only loading for every mmengine checkpoint)
 from .config import load_config, prepare_cpu_distributed, set_data_root, train_from_cfg
 from .dataset import FlowDataset, build_flow_transforms
 from .hooks import FlowVisualizationHook, LightFlowMetaHook, ValidateBeforeTrainHook, flow_panel
