@@ -57,3 +57,62 @@ def test_kitti_writer_marks_unknown_flow_invalid(tmp_path):
     np.testing.assert_allclose(back[valid], flow[valid], atol=1 / 64)
     with pytest.raises(ValueError, match='valid must be'):
         write_kitti_flow(tmp_path / 'g.png', flow, np.ones((2, 2), bool))
+
+
+def _tool(name: str):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / 'tools' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(tmp_path):
+    import imageio.v3 as iio
+    from lightflow.pretrained import save_pretrained
+
+    weights = tmp_path / 'w.pth'
+    save_pretrained(lightflow.lightflow_w0_5(), weights)
+    img = (np.random.default_rng(0).uniform(0, 255, (32, 48, 3))).astype(np.uint8)
+    for name in ('f0.png', 'f1.png'):
+        iio.imwrite(tmp_path / name, img)
+    before = (tmp_path / 'f0.png').read_bytes()
+    demo = _tool('demo_flow')
+    with pytest.raises(ValueError, match=r'would overwrite the input .*f0\.png'):
+        demo.main([str(weights), str(tmp_path / 'f0.png'), str(tmp_path / 'f1.png'), '--out', str(tmp_path)])
+    assert (tmp_path / 'f0.png').read_bytes() == before
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    iio.imwrite(frames / 'a.jpg', img)
+    iio.imwrite(frames / 'a.png', img)
+    iio.imwrite(frames / 'b.png', img)
+    assert demo.frame_names(sorted(frames.iterdir())) == ['a_jpg', 'a_png', 'b_png']
+    written = demo.main([str(weights), str(frames), '--out', str(tmp_path / 'out')])
+    assert sorted(p.name for p in written) == ['a_jpg.flo', 'a_png.flo']
+
+
+def test_demo_video_refuses_to_write_over_its_input(tmp_path):
+    video = tmp_path / 'in.mp4'
+    video.write_bytes(b'not decoded: the check comes first')
+    demo = _tool('demo_video')
+    with pytest.raises(ValueError, match='would overwrite the input'):
+        demo.main(['cfg.py', 'ckpt.pth', str(video), '--out', str(video)])
+    with pytest.raises(ValueError, match='--max-frames must be >= 1'):
+        demo.main(['cfg.py', 'ckpt.pth', str(video), '--out', str(tmp_path / 'o.mp4'), '--max-frames', '0'])
+
+
+def test_resume_finds_the_last_checkpoint_or_says_why_not(tmp_path):
+    from lightflow.engine.config import find_resume_checkpoint
+
+    assert find_resume_checkpoint(tmp_path) is None  # nothing to resume: training starts at 0 (and says so)
+    (tmp_path / 'last_checkpoint').write_text('')
+    with pytest.raises(ValueError, match='last_checkpoint: empty'):
+        find_resume_checkpoint(tmp_path)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_4.pth'))
+    with pytest.raises(FileNotFoundError, match=r'names .*iter_4\.pth, which does not exist'):
+        find_resume_checkpoint(tmp_path)
+    (tmp_path / 'iter_4.pth').write_bytes(b'x')
+    assert find_resume_checkpoint(tmp_path) == str(tmp_path / 'iter_4.pth')

@@ -131,14 +131,36 @@ def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
                      f'path(s): {" ".join(map(str, paths))}')
 
 
+def frame_names(paths: list[Path]) -> list[str]:
+    """Output stem per input image: the file stem, or the whole name (``f0_jpg``) when two stems collide."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [p.name.replace('.', '_') for p in paths]
+
+
+def check_outputs(kind: str, paths: list[Path], out: Path) -> None:
+    """Refuse an output folder where a written file would replace one of the inputs."""
+    if kind == 'video':
+        outputs = [out / f'{paths[0].stem}_flow.mp4']
+        names = []
+    else:
+        names = frame_names(paths)[:-1]
+        outputs = [out / f'{n}{ext}' for n in names for ext in ('.flo', '.png')]
+    inputs = {p.resolve() for p in paths}
+    for o in outputs:
+        if o.resolve() in inputs:
+            raise ValueError(f'--out {out}: writing {o.name} would overwrite the input {o}; choose another folder')
+
+
 def _frames(kind: str, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
     from lightflow.io import read_image
 
     if kind == 'video':
         yield from _video_frames(paths[0])
     else:
-        for p in paths:
-            yield p.stem, read_image(p)
+        for p, name in zip(paths, frame_names(paths)):
+            yield name, read_image(p)
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
@@ -162,6 +184,9 @@ def run(args: argparse.Namespace) -> list[Path]:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     model = load_model(args.model, args.width, device)
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f'--out {out}: exists and is not a folder')
+    check_outputs(kind, paths, out)
     out.mkdir(parents=True, exist_ok=True)
     total = len(paths) - 1 if kind != 'video' else (lambda n: None if n is None else max(n - 1, 0))(
         _video_length(paths[0]))
@@ -171,7 +196,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     writer, tmp_video, final_video, written = None, None, None, []
     try:
         prev = None
-        with torch.inference_mode(), tqdm(total=total, unit='pair', desc='flow') as bar:
+        with torch.inference_mode(), tqdm(total=total, unit='pair', desc='flow', disable=None) as bar:
             for name, frame in _frames(kind, paths):
                 if prev is not None:
                     prev_name, prev_frame = prev

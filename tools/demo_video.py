@@ -213,9 +213,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if not 0 <= args.score_thr <= 1:
         raise ValueError(f'--score-thr must be in [0, 1], got {args.score_thr}')
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f'--max-frames must be >= 1, got {args.max_frames}')
+    out, video = Path(args.out).resolve(), Path(args.video).resolve()
+    if out == video or (video.is_dir() and video in out.parents):
+        raise ValueError(f'--out {args.out}: would overwrite the input {args.video}; choose another path')
+    if out.is_dir():
+        raise ValueError(f'--out {args.out}: is a folder; give the .mp4 file to write')
     return run_demo(args.config, args.checkpoint, args.video, args.out, args.score_thr, args.device,
                     args.key_frame_interval, args.fps, args.max_frames)
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as e:
+        sys.exit(f'error: {e}')

@@ -6,7 +6,8 @@ from typing import Any
 
 from mmengine.config import Config
 
-__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator']
+__all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator',
+           'find_resume_checkpoint']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -82,6 +83,23 @@ def prepare_cpu_distributed(cfg: Config) -> None:
     cfg.model_wrapper_cfg = wrapper
 
 
+def find_resume_checkpoint(work_dir: str | Path) -> str | None:
+    """The checkpoint that ``--resume`` (no path) continues from: the one ``work_dir/last_checkpoint`` names.
+
+    Returns None when the work dir has no ``last_checkpoint`` file (nothing to resume). A ``last_checkpoint`` that is
+    empty or names a missing file is an error, not a silent restart from iteration 0.
+    """
+    marker = Path(work_dir) / 'last_checkpoint'
+    if not marker.is_file():
+        return None
+    target = marker.read_text().strip()
+    if not target:
+        raise ValueError(f'{marker}: empty; it should name the checkpoint to resume from (pass --resume CKPT)')
+    if not Path(target).is_file():
+        raise FileNotFoundError(f'{marker} names {target}, which does not exist (pass --resume CKPT)')
+    return target
+
+
 def tune_cpu_allocator() -> bool:
     """Let glibc keep freed memory for reuse instead of returning it to the OS after every large tensor.
 
@@ -137,7 +155,13 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
         else:
             cfg.optim_wrapper.loss_scale = 'dynamic'
     if resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        found = find_resume_checkpoint(cfg.work_dir)
+        if found is None:
+            print(f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file): training starts at '
+                  'iteration 0', flush=True)
+        else:
+            print(f'--resume: resuming from {found}', flush=True)
+        cfg.resume, cfg.load_from = found is not None, found
     elif resume is not None:
         if not Path(resume).is_file():
             raise FileNotFoundError(f'--resume: no such checkpoint {resume}')
