@@ -7,7 +7,8 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     # Keeps the latest checkpoints plus best_EPE_*.pth (lower is better).
-    checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3, save_best='EPE', rule='less'),
+    # Atomic saves; the oldest kept checkpoint is deleted only after the new one is complete.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3, save_best='EPE', rule='less'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
 custom_hooks = [

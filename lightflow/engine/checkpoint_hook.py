@@ -1,0 +1,68 @@
+"""Checkpoint saves that cannot lose progress.
+
+mmengine's ``CheckpointHook`` deletes the oldest kept checkpoint *before* writing the new one, writes the new file in
+place, and rewrites ``last_checkpoint`` in place: a crash during a save leaves a half-written file, the previous
+checkpoint gone and ``last_checkpoint`` naming a file that may not exist. Here every local file mmengine writes goes
+to a temporary name first and is renamed over the target (atomic on POSIX), ``last_checkpoint`` likewise, and the
+oldest checkpoint is deleted only after the new one and ``last_checkpoint`` are complete.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, io as mm_io, register_backend
+from mmengine.hooks import CheckpointHook
+from mmengine.registry import HOOKS
+
+from ..io import atomic_write
+
+__all__ = ['AtomicLocalBackend', 'AtomicCheckpointHook']
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with ``put`` / ``put_text`` written to a temporary file, then renamed."""
+
+    def put(self, obj: bytes, filepath: str | Path) -> None:
+        with atomic_write(filepath) as f:
+            f.write(obj)
+
+    def put_text(self, obj: str, filepath: str | Path, encoding: str = 'utf-8') -> None:
+        with atomic_write(filepath) as f:
+            f.write(obj.encode(encoding))
+
+
+register_backend('local', AtomicLocalBackend, force=True, prefixes='')
+for _key in [k for k in mm_io.backend_instances if k.startswith(':')]:  # instances made before this import
+    del mm_io.backend_instances[_key]
+
+
+@HOOKS.register_module()
+class AtomicCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` (same arguments) that writes atomically and deletes the oldest kept checkpoint last."""
+
+    def _save_checkpoint_with_step(self, runner, step, meta) -> None:
+        doomed = None
+        if self.max_keep_ckpts > 0 and not (self.keep_ckpt_ids and self.keep_ckpt_ids[-1] == step):
+            if len(self.keep_ckpt_ids) == self.max_keep_ckpts:
+                doomed = self.keep_ckpt_ids.popleft()
+            self.keep_ckpt_ids.append(step)
+            runner.message_hub.update_info('keep_ckpt_ids', list(self.keep_ckpt_ids))
+
+        ckpt_filename = self.filename_tmpl.format(step)
+        self.last_ckpt = self.file_backend.join_path(self.out_dir, ckpt_filename)
+        runner.message_hub.update_info('last_ckpt', self.last_ckpt)
+        runner.save_checkpoint(self.out_dir, ckpt_filename, self.file_client_args, save_optimizer=self.save_optimizer,
+                               save_param_scheduler=self.save_param_scheduler, meta=meta, by_epoch=self.by_epoch,
+                               backend_args=self.backend_args, **self.args)
+        if not is_main_process():
+            return
+        with atomic_write(os.path.join(runner.work_dir, 'last_checkpoint')) as f:
+            f.write(str(self.last_ckpt).encode())
+        if doomed is not None:
+            old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(doomed))
+            if self.file_backend.isfile(old):
+                self.file_backend.remove(old)
+            elif self.file_backend.isdir(old):  # deepspeed saves folders
+                self.file_backend.rmtree(old)
