@@ -1,8 +1,8 @@
 # The CPU pretraining recipe of the shipped `lightflow_w0.5_synthetic` weights (see the README's model card): Light Flow
 # alpha = 0.5 on the built-in synthetic data at 256x320 with motion_scale=1.5 (Chairs-like displacements at this frame
 # size, so the network transfers to native-resolution 384x512 pairs through estimate_flow), batch 8, Adam 1e-3 held
-# for 12k iterations then cosine-decayed to 1e-5 by 20k. On 2 CPU cores: 1 training thread + 1 loader worker that renders
-# the pairs (OMP_NUM_THREADS=1), ~0.25-0.3 s/iteration.
+# for 12k iterations then cosine-decayed to 1e-5 by 20k. On 2 CPU cores: 1 training thread + 2 loader workers that
+# render the pairs (OMP_NUM_THREADS=1), ~0.32-0.37 s/iteration (with 1 worker the renderer is the bottleneck: 0.39 s).
 _base_ = [
     '_base_/models/lightflow.py',
     '_base_/datasets/synthetic_chairs.py',
@@ -12,7 +12,7 @@ model = dict(width_mult=0.5)
 size = (256, 320)
 train_dataloader = dict(
     batch_size=8,
-    num_workers=1,
+    num_workers=2,
     persistent_workers=True,
     dataset=dict(dataset=dict(type='SyntheticChairs', num_samples=10_000_000, size=size, seed=0, motion_scale=1.5)))
 val_dataloader = dict(dataset=dict(dataset=dict(size=size, motion_scale=1.5)))

@@ -107,7 +107,10 @@ def test_false_positive_counts_in_its_own_split_only():
                     [([150.0, 10.0, 190.0, 50.0], 0, 0.99)])
     samples[3] = extra
     result = _evaluate(samples)
-    assert result['vid/mAP_slow'] < 1.0 and result['vid/mAP'] < 1.0
+    # VOC all-point AP: the FP ranks first, then all 25 slow GT boxes are found, so precision rises to 25/26 at full
+    # recall and the interpolated precision (the max to the right) is 25/26 at every recall level.
+    assert result['vid/mAP_slow'] == pytest.approx(25 / 26, abs=1e-6)
+    assert result['vid/mAP'] == pytest.approx((25 / 26 + 1 + 1) / 3, abs=1e-6)
     assert result['vid/mAP_medium'] == 1.0 and result['vid/mAP_fast'] == 1.0
 
 
