@@ -30,6 +30,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 # summary=<data, schedule, EPE in one line>). Adding weights: put the file from tools/export_pretrained.py in
 # lightflow/weights/ and paste the one-line entry it prints.
 PRETRAINED: dict[str, dict[str, Any]] = {
+    # CPU-pretrained: see the model card in README.md
+    'lightflow_w0.5_synthetic': dict(file='lightflow_w0.5_synthetic.pth', sha256='24d4bbb825475b805af8bc48dfca1b93b248ff0b86f110ba12de035bebb9bc75', config=dict(width_mult=0.5, encoder_channels=(32, 64, 128, 256, 256, 512, 512, 1024, 1024), encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1), decoder_channels=(256, 128, 64, 32, 16), div_flow=20.0, negative_slope=0.1), summary='CPU-pretrained (2 cores) on the built-in synthetic data: 2k + 19000 iterations x batch 8 at 256x320'),
 }
 
 
