@@ -26,7 +26,8 @@ demo:
 	$(PY) tools/demo_flow.py $(PRETRAINED) $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/pretrained
 	if [ -d ../shared/data ]; then \
 	  $(PY) tools/eval_real_flow.py $(PRETRAINED) --data ../shared/data --out-dir $(DEMO_DIR)/pretrained_real --video-max-pairs 0; fi
-	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --cfg-options model.pretrained=$(PRETRAINED) optim_wrapper.optimizer.lr=3e-4
+	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --cfg-options model.pretrained=$(PRETRAINED) optim_wrapper.optimizer.lr=3e-4 \
+	  train_dataloader.num_workers=2 train_dataloader.persistent_workers=True
 	$(PY) tools/test_flow.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" --work-dir $(DEMO_DIR)/test
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
