@@ -16,7 +16,7 @@ test:
 # First the shipped pretrained weights (lightflow_w0.5_synthetic) on a held-out synthetic pair and, when ../shared/data
 # exists, on the real Flying Chairs / Middlebury pairs next to zero flow and OpenCV DIS (work_dirs/demo/pretrained*/:
 # colour PNGs, .flo files, an EPE table). Then a short fine-tune of those weights on the built-in synthetic data
-# (~5 min on 2 cores): validation EPE (with EPE_zero, the score of predicting no motion) before/during training, colour
+# (~8 min on 2 cores): validation EPE (with EPE_zero, the score of predicting no motion) before/during training, colour
 # flow PNGs in work_dirs/demo/vis/, then test + demo_flow.py on the held-out pair -> work_dirs/demo/flow/.
 DEMO_CFG := configs/lightflow/lightflow_w0.5_1xb8-2k_synthetic.py
 DEMO_DIR := work_dirs/demo
@@ -26,8 +26,7 @@ demo:
 	$(PY) tools/demo_flow.py $(PRETRAINED) $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/pretrained
 	if [ -d ../shared/data ]; then \
 	  $(PY) tools/eval_real_flow.py $(PRETRAINED) --data ../shared/data --out-dir $(DEMO_DIR)/pretrained_real --video-max-pairs 0; fi
-	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --cfg-options model.pretrained=$(PRETRAINED) optim_wrapper.optimizer.lr=3e-4 \
-	  train_dataloader.num_workers=2 train_dataloader.persistent_workers=True
+	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --cfg-options model.pretrained=$(PRETRAINED) optim_wrapper.optimizer.lr=3e-4
 	$(PY) tools/test_flow.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" --work-dir $(DEMO_DIR)/test
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
