@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +38,7 @@ import torch
 from lightflow.data.synthetic import SyntheticChairs, SyntheticFlowGenerator
 from lightflow.engine.model import LightFlowModel
 from lightflow.io import UNKNOWN_FLOW_THRESH, atomic_write, read_flo
+from lightflow.sysinfo import cpu_name
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get('LIGHTFLOW_SHARED_DATA', REPO.parent / 'shared' / 'data'))
@@ -95,18 +95,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.chairs is not None and not args.chairs.is_dir():
         parser.error(f'--chairs: no such folder {args.chairs}')
     return args
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # ---------------------------------------------------------------------------------------------------- timing

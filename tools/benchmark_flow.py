@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from tqdm import tqdm
 from lightflow import estimate_flow, fuse_lightflow
 from lightflow.io import atomic_write
 from lightflow.models import LightFlow, flownets, lightflow_w0_5, lightflow_w0_75, lightflow_w1_0
+from lightflow.sysinfo import cpu_name
 
 # name -> (factory, label, paper params (M), paper GFLOPs at 384x512).
 MODELS: dict[str, tuple[Callable[[], nn.Module], str, float, float]] = {
@@ -72,18 +72,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f'--height/--width must be positive multiples of 64 (the plain forward needs that), '
                      f'got {args.height}x{args.width}')
     return args
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (Linux), else what ``platform`` knows."""
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gemm_gflops(n: int, repeats: int = 5) -> float:

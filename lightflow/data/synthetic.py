@@ -379,14 +379,7 @@ class SyntheticFlowGenerator:
         b, s = inv.shape[0], self.texture_size
         dev = self.device
         if projective:
-            ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float64),
-                                    torch.arange(w, device=dev, dtype=torch.float64), indexing='ij')
-            xs = xs + origin[:, 0, None, None].double()
-            ys = ys + origin[:, 1, None, None].double()
-            m = inv[:, :, :, None, None]
-            w3 = m[:, 2, 0] * xs + m[:, 2, 1] * ys + m[:, 2, 2]
-            tx = (m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]) / w3
-            ty = (m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]) / w3
+            _, _, tx, ty = self._projective(inv, origin, h, w)
             grid = (torch.stack([tx, ty], dim=-1) * (2.0 / (s - 1)) - 1).float()
         else:
             # normalised window coords -> window px -> frame px -> texture px -> normalised texture coords
@@ -518,18 +511,23 @@ class SyntheticFlowGenerator:
         """Exact flow ``M(p) - p`` of (B, 3, 3) float64 motions over (h, w) windows at ``origin`` (B, 2): (B, 2, h, w)."""
         b, dev = motion.shape[0], self.device
         if projective:
-            ys, xs = torch.meshgrid(torch.arange(h, device=dev, dtype=torch.float64),
-                                    torch.arange(w, device=dev, dtype=torch.float64), indexing='ij')
-            xs = xs + origin[:, 0, None, None].double()
-            ys = ys + origin[:, 1, None, None].double()
-            m = motion[:, :, :, None, None]
-            w3 = m[:, 2, 0] * xs + m[:, 2, 1] * ys + m[:, 2, 2]
-            u = (m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]) / w3 - xs
-            v = (m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]) / w3 - ys
-            return torch.stack([u, v], dim=1).float()
+            xs, ys, qx, qy = self._projective(motion, origin, h, w)
+            return torch.stack([qx - xs, qy - ys], dim=1).float()
         eye = torch.eye(3, device=dev, dtype=torch.float64)
         theta = ((motion - eye) @ self._window_to_px(origin, h, w))[:, :2].float()
         return F.affine_grid(theta, [b, 2, h, w], align_corners=True).permute(0, 3, 1, 2)
+
+    def _projective(self, m: Tensor, origin: Tensor, h: int, w: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Frame pixels (xs, ys) of (h, w) windows at ``origin`` (B, 2) and their images under the (B, 3, 3)
+        projective maps ``m``, all (B, h, w) float64."""
+        ys, xs = torch.meshgrid(torch.arange(h, device=self.device, dtype=torch.float64),
+                                torch.arange(w, device=self.device, dtype=torch.float64), indexing='ij')
+        xs = xs + origin[:, 0, None, None].double()
+        ys = ys + origin[:, 1, None, None].double()
+        m = m[:, :, :, None, None]
+        w3 = m[:, 2, 0] * xs + m[:, 2, 1] * ys + m[:, 2, 2]
+        return (xs, ys, (m[:, 0, 0] * xs + m[:, 0, 1] * ys + m[:, 0, 2]) / w3,
+                (m[:, 1, 0] * xs + m[:, 1, 1] * ys + m[:, 1, 2]) / w3)
 
     def _window_to_px(self, origin: Tensor, h: int, w: int) -> Tensor:
         """(B, 3, 3) maps from ``affine_grid``'s normalised window coordinates to frame pixels (float64)."""
