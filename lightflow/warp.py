@@ -4,6 +4,11 @@ Convention, defined once: ``flow = (u, v)`` is in pixels of the map being warped
 ``flow_warp(x, flow)[..., y, x] = x[..., y + v, x + u]`` sampled bilinearly at pixel centres (the semantics of
 ``grid_sample(align_corners=True)``), so zero flow is the exact identity and integer flows move pixels exactly.
 Prior art normalised the grid with ``x / W * 2 - 1`` under ``align_corners=True`` and was off by up to a cell.
+
+Two implementations of that one definition: an exact one (four gathers in the coordinate dtype; zero flow is the
+identity bit for bit), used whenever a gradient is needed, and a ``grid_sample`` one for inference (2-12x faster on
+feature maps of 128-256 channels, README "Speed"), whose grid normalisation rounds in float32, so zero flow reproduces
+the input and integer flows move pixels to ~1e-6 relative error rather than exactly.
 """
 from __future__ import annotations
 
@@ -48,7 +53,21 @@ def _reflect(coord: Tensor, size: int) -> Tensor:
     return (size - 1) - (coord - (size - 1)).abs()
 
 
-def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = 'zeros', resize: bool = False) -> Tensor:
+def _warp_grid_sample(x: Tensor, flow: Tensor, padding_mode: str) -> Tensor:
+    """``flow_warp`` through ``grid_sample(align_corners=True)``: pixel p + flow maps to 2 p / (size - 1) - 1."""
+    n, _, height, width = x.shape
+    if height < 2 or width < 2:
+        raise ValueError(f'the grid_sample path needs maps of at least 2x2 pixels, got {height}x{width}')
+    # The grid is normalised in float64 (cheap: 2 channels) so that only its final rounding to x's dtype is lost.
+    flow = flow.to(torch.float64)
+    gx = (torch.arange(width, device=x.device, dtype=flow.dtype).view(1, 1, width) + flow[:, 0]) * (2.0 / (width - 1))
+    gy = (torch.arange(height, device=x.device, dtype=flow.dtype).view(1, height, 1) + flow[:, 1]) * (2.0 / (height - 1))
+    grid = torch.stack((gx - 1.0, gy - 1.0), dim=-1).to(x.dtype)  # (N, H, W, 2), x then y
+    return F.grid_sample(x, grid, mode='bilinear', padding_mode=padding_mode, align_corners=True)
+
+
+def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = 'zeros', resize: bool = False,
+              fast: bool | None = None) -> Tensor:
     """Backward-warp ``x`` by ``flow``: ``out[..., y, x] = x[..., y + v, x + u]`` (bilinear).
 
     Args:
@@ -59,6 +78,8 @@ def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = 'zeros', resize: bool
             (default; the bilinear blend fades to 0 within one pixel beyond the border centres), ``'border'`` (edge
             value repeated) or ``'reflection'`` (mirrored about the edge pixel centres).
         resize: allow a flow of another spatial size.
+        fast: use ``grid_sample`` (see the module docstring). ``None`` (default): when no gradient is needed
+            (grad mode off, or neither input requires grad) and ``x`` is fp32/fp64 of at least 2x2 pixels.
 
     Returns:
         (N, C, H, W) warped map, same dtype as ``x``; differentiable in ``x`` and ``flow``.
@@ -79,6 +100,11 @@ def flow_warp(x: Tensor, flow: Tensor, padding_mode: str = 'zeros', resize: bool
             raise ValueError(f'flow size {tuple(flow.shape[-2:])} != map size {(height, width)}; pass resize=True '
                              'to resize the flow (values rescaled)')
         flow = resize_flow(flow, (height, width))
+    if fast is None:
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or flow.requires_grad)
+        fast = not needs_grad and x.dtype in (torch.float32, torch.float64) and height > 1 and width > 1
+    if fast:
+        return _warp_grid_sample(x, flow, padding_mode)
     # Bilinear sampling done by hand rather than with grid_sample: normalising the grid to [-1, 1] and back rounds in
     # float32, which puts zero-flow samples an ulp off the pixel centres, so the identity would not be exact.
     coord_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32

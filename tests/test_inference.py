@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from lightflow import estimate_flow, fuse_lightflow, lightflow_w0_5, lightflow_w1_0
-from lightflow.inference import _MkldnnLightFlow, pad_to_multiple, to_image_batch
-
-HAS_ONEDNN = torch.backends.mkldnn.is_available()
+import lightflow
+from lightflow import (FlowGraph, available_backends, estimate_flow, flow_estimator, lightflow_w0_5, lightflow_w0_75,
+                       lightflow_w1_0)
+from lightflow.inference import to_image_batch
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -38,28 +38,55 @@ def _pair(n: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Te
     return torch.rand(n, 3, h, w, generator=g) * 255, torch.rand(n, 3, h, w, generator=g) * 255
 
 
-@pytest.mark.parametrize(('factory', 'size', 'batch', 'backend'), [
-    (lightflow_w1_0, (128, 128), 1, 'auto'), (lightflow_w0_5, (67, 101), 2, 'auto'),
-    (lightflow_w0_5, (256, 64), 1, 'auto'), (lightflow_w0_5, (67, 101), 2, 'eager')])
-def test_fast_path_matches_plain_network(factory, size: tuple[int, int], batch: int, backend: str) -> None:
+BACKENDS = available_backends()
+
+
+@pytest.mark.parametrize('backend', ['auto', *BACKENDS])
+@pytest.mark.parametrize(('factory', 'size', 'batch'), [
+    (lightflow_w1_0, (97, 131), 1), (lightflow_w0_75, (128, 128), 1), (lightflow_w0_5, (67, 101), 2),
+    (lightflow_w0_5, (375, 500), 1)])
+def test_backends_match_plain_network(factory, size: tuple[int, int], batch: int, backend: str) -> None:
     torch.manual_seed(0)
     model = _randomize_bn(factory()).eval()
     img1, img2 = _pair(batch, *size)
     plain = _plain_flow(model, img1, img2)
     with torch.inference_mode():
-        fast = fuse_lightflow(model, backend)
-        pair, _ = pad_to_multiple(model.normalize(img1, img2), model.size_divisor)
-        torch.testing.assert_close(fast(pair), model.forward_features(pair), atol=5e-5, rtol=1e-4)
-        flow = estimate_flow(model, img1, img2)
+        flow = estimate_flow(model, img1, img2, backend=backend)
+    assert flow.shape == plain.shape and flow.dtype == torch.float32
     assert plain.abs().max() > 1.0  # a meaningful comparison, not two zero maps
     assert (flow - plain).abs().max() < 1e-3  # pixels
+    chosen = flow_estimator(model, backend).selected[(batch, 3, *size)]
+    assert chosen == backend if backend != 'auto' else chosen in BACKENDS
 
 
-@pytest.mark.skipif(not HAS_ONEDNN, reason='PyTorch built without oneDNN')
-def test_cpu_fast_path_is_onednn() -> None:
+def test_backends_match_on_real_pair(shared_data) -> None:
+    from lightflow.io import read_image
+    pair = shared_data / 'FlyingChairs_mini' / 'data' / '00001_img1.ppm'
+    img1, img2 = (torch.from_numpy(read_image(pair.with_name(pair.name.replace('img1', f'img{k}')))).permute(2, 0, 1)
+                  .float() for k in (1, 2))
+    model = lightflow.load_pretrained('lightflow_w0.5_synthetic')
+    plain = _plain_flow(model, img1, img2)
+    for backend in BACKENDS:
+        with torch.inference_mode():
+            flow = estimate_flow(model, img1, img2, backend=backend)
+        assert (flow - plain).abs().max() < 1e-3, backend
+
+
+def test_graph_folds_batchnorm_exactly() -> None:
+    torch.manual_seed(0)
+    model = _randomize_bn(lightflow_w0_5()).eval()
+    img1, img2 = _pair(1, 64, 128)
+    folded, unfolded = FlowGraph(model), FlowGraph(model, fold=False)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        torch.testing.assert_close(folded(img1, img2), unfolded(img1, img2), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(unfolded(img1, img2), _plain_flow(model, img1, img2), atol=0, rtol=0)
+
+
+def test_estimator_cached_per_model_and_backend() -> None:
     model = lightflow_w0_5().eval()
-    assert isinstance(fuse_lightflow(model), _MkldnnLightFlow)
-    assert fuse_lightflow(model) is fuse_lightflow(model)  # cached while the weights are unchanged
+    assert flow_estimator(model) is flow_estimator(model)
+    assert flow_estimator(model, 'torch') is not flow_estimator(model)
 
 
 def test_cache_rebuilt_when_weights_change() -> None:
@@ -143,6 +170,26 @@ def test_bad_inputs_raise(img1, img2, match: str) -> None:
         estimate_flow(model, img1, img2)
 
 
-def test_fuse_rejects_unknown_backend() -> None:
+def test_unknown_backend_rejected() -> None:
     with pytest.raises(ValueError, match="backend must be one of .* got 'onnx'"):
-        fuse_lightflow(lightflow_w0_5(), 'onnx')
+        estimate_flow(lightflow_w0_5().eval(), torch.zeros(3, 64, 64), torch.zeros(3, 64, 64), backend='onnx')
+
+
+@pytest.mark.parametrize('backend', ['onnxruntime', 'openvino'])
+def test_missing_runtime_named_with_extra(monkeypatch, backend: str) -> None:
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == backend else real(name, *a))
+    with pytest.raises(ImportError, match=rf"backend '{backend}' needs the {backend} package: pip install "
+                                          r"'lightflow\[deploy\]'"):
+        estimate_flow(lightflow_w0_5().eval(), torch.zeros(3, 64, 64), torch.zeros(3, 64, 64), backend=backend)
+
+
+def test_runtime_refuses_non_cpu_fp32_model() -> None:
+    model = lightflow_w0_5().eval().double()
+    with pytest.raises(ValueError, match="backend 'onnxruntime' runs fp32 models on the CPU; this model is "
+                                         'torch.float64'), torch.inference_mode():
+        estimate_flow(model, torch.zeros(3, 64, 64), torch.zeros(3, 64, 64), backend='onnxruntime')
+    with torch.inference_mode():
+        flow = estimate_flow(model, torch.zeros(3, 64, 64), torch.zeros(3, 64, 64))
+    assert flow.dtype == torch.float64 and flow_estimator(model).selected[(1, 3, 64, 64)] == 'torch'

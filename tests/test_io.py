@@ -136,38 +136,75 @@ def _grid_sample_reference(x: torch.Tensor, flow: torch.Tensor, padding_mode: st
     return F.grid_sample(x.double(), grid, mode='bilinear', padding_mode=padding_mode, align_corners=True).float()
 
 
-def test_zero_flow_is_exact_identity_on_odd_sizes():
-    x = torch.randn(2, 3, 7, 9)
+def _same(a: torch.Tensor, b: torch.Tensor, fast: bool) -> bool:
+    """Exact path: bit for bit. grid_sample path: to 1e-5 (its grid normalisation rounds in float32)."""
+    return torch.equal(a, b) if not fast else bool((a - b).abs().max() <= 1e-5)
+
+
+@pytest.mark.parametrize('fast', [False, True])
+def test_zero_flow_is_identity_on_odd_sizes(fast):
+    x = torch.randn(2, 3, 7, 9) * 3
     for mode in ('zeros', 'border', 'reflection'):
-        assert torch.equal(flow_warp(x, torch.zeros(2, 2, 7, 9), padding_mode=mode), x)
+        assert _same(flow_warp(x, torch.zeros(2, 2, 7, 9), padding_mode=mode, fast=fast), x, fast)
+    if fast:  # off by one cell at a border would be an error of ~|x|, far above the tolerance
+        assert not _same(x[..., 1:], x[..., :-1], fast)
 
 
-def test_integer_shift_moves_pixels_exactly():
-    x = torch.randn(1, 2, 6, 8)
+@pytest.mark.parametrize('fast', [False, True])
+def test_integer_shift_moves_pixels(fast):
+    x = torch.randn(1, 2, 6, 8) * 3
     flow = torch.zeros(1, 2, 6, 8)
     flow[:, 0], flow[:, 1] = 2.0, -1.0  # out[y, x] = x[y - 1, x + 2]
-    out = flow_warp(x, flow)
-    assert torch.equal(out[..., 1:, :6], x[..., :5, 2:])
-    assert torch.equal(out[..., 0, :], torch.zeros_like(out[..., 0, :]))  # row -1 is outside
-    assert torch.equal(out[..., :, 6:], torch.zeros_like(out[..., :, 6:]))  # columns 8, 9 are outside
+    out = flow_warp(x, flow, fast=fast)
+    assert _same(out[..., 1:, :6], x[..., :5, 2:], fast)
+    assert _same(out[..., 0, :], torch.zeros_like(out[..., 0, :]), fast)  # row -1 is outside
+    assert _same(out[..., :, 6:], torch.zeros_like(out[..., :, 6:]), fast)  # columns 8, 9 are outside
+    for mode in ('border', 'reflection'):  # the last column reads column 9 -> clamped to 7 / mirrored to 5
+        shifted = flow_warp(x, flow, padding_mode=mode, fast=fast)
+        assert _same(shifted[..., 1:, 7], x[..., :5, 7 if mode == 'border' else 5], fast)
 
 
-def test_padding_modes_at_the_border():
+@pytest.mark.parametrize('fast', [False, True])
+def test_padding_modes_at_the_border(fast):
     x = torch.arange(1.0, 6.0).view(1, 1, 1, 5).expand(1, 1, 3, 5).contiguous()  # each row 1..5
     flow = torch.zeros(1, 2, 3, 5)
     flow[:, 0, :, 4] = 0.5  # half a pixel beyond the last pixel centre
-    assert flow_warp(x, flow, 'zeros')[0, 0, 1, 4].item() == pytest.approx(2.5)  # half of the edge value 5
-    assert flow_warp(x, flow, 'border')[0, 0, 1, 4].item() == pytest.approx(5.0)
-    assert flow_warp(x, flow, 'reflection')[0, 0, 1, 4].item() == pytest.approx(4.5)  # mirrored to x = 3.5
+    assert flow_warp(x, flow, 'zeros', fast=fast)[0, 0, 1, 4].item() == pytest.approx(2.5)  # half the edge value 5
+    assert flow_warp(x, flow, 'border', fast=fast)[0, 0, 1, 4].item() == pytest.approx(5.0)
+    assert flow_warp(x, flow, 'reflection', fast=fast)[0, 0, 1, 4].item() == pytest.approx(4.5)  # mirrored to 3.5
 
 
+@pytest.mark.parametrize('fast', [False, True])
 @pytest.mark.parametrize('padding_mode', ['zeros', 'border', 'reflection'])
-def test_flow_warp_matches_grid_sample(padding_mode):
+def test_flow_warp_matches_grid_sample(padding_mode, fast):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 3, 11, 13, generator=gen)
     flow = torch.randn(2, 2, 11, 13, generator=gen) * 4
-    torch.testing.assert_close(flow_warp(x, flow, padding_mode), _grid_sample_reference(x, flow, padding_mode),
-                               atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(flow_warp(x, flow, padding_mode, fast=fast),
+                               _grid_sample_reference(x, flow, padding_mode), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize('padding_mode', ['zeros', 'border', 'reflection'])
+def test_fast_path_matches_exact_path_on_features(padding_mode):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.rand(2, 128, 24, 32, generator=gen)  # feature-like: post-ReLU values in [0, 1)
+    flow = torch.randn(2, 2, 24, 32, generator=gen) * 6
+    exact, fast = flow_warp(x, flow, padding_mode, fast=False), flow_warp(x, flow, padding_mode, fast=True)
+    assert (exact - fast).abs().max() <= 1e-5
+    assert (exact - x).abs().max() > 0.5  # the flow really moved things
+
+
+def test_fast_path_is_the_default_only_without_gradients():
+    x = torch.rand(1, 4, 9, 11)
+    flow = torch.full((1, 2, 9, 11), 1.0, requires_grad=True)
+    out = flow_warp(x, flow)  # needs a gradient -> the exact path (bit-exact integer shift)
+    assert torch.equal(out[..., :8, :10], x[..., 1:, 1:])
+    out.sum().backward()
+    assert flow.grad is not None and flow.grad.abs().sum() > 0
+    with torch.no_grad():
+        fast = flow_warp(x, flow)
+    assert not torch.equal(fast[..., :8, :10], x[..., 1:, 1:])  # grid_sample rounds: proof it took that path
+    assert (fast[..., :8, :10] - x[..., 1:, 1:]).abs().max() <= 1e-5
 
 
 def test_resize_flow_rescales_values():

@@ -19,8 +19,10 @@ class FlowWarp(nn.Module):
     """Backward-warp features by a flow field, resizing the flow to every feature level with its values rescaled.
 
     ``out[..., y, x] = feat[..., y + v, x + u]`` with (u, v) the flow in pixels of the map being warped; the flow may
-    come at any resolution (typically the input frame's) and is resized per level by :func:`lightflow.resize_flow`
-    (bilinear, values scaled by the size ratio). Zero flow is the exact identity.
+    come at any resolution (typically the motion module's own grid) and is resized once per level by
+    :func:`lightflow.resize_flow` (bilinear, values scaled by the size ratio). Without gradients the warp runs through
+    ``grid_sample`` (zero flow reproduces the features to 1e-5); with them, the exact path (zero flow is the identity
+    bit for bit); see :func:`lightflow.flow_warp`.
 
     Example:
         >>> import torch
@@ -29,18 +31,20 @@ class FlowWarp(nn.Module):
         >>> flow = torch.zeros(1, 2, 64, 64)
         >>> flow[:, 0] = 16.0                        # every pixel reads 16 px to its right in the source frame
         >>> out = warp(feats, flow)                  # level 0 moves 4 cells, level 1 moves 2 cells
-        >>> torch.equal(out[1][..., :, :6], feats[1][..., :, 2:])
+        >>> bool((out[1][..., :, :6] - feats[1][..., :, 2:]).abs().max() < 1e-5)
         True
 
     Args:
         padding_mode: what samples outside the map read: ``'zeros'``, ``'border'`` or ``'reflection'``.
+        fast: force (True) or forbid (False) the ``grid_sample`` path; ``None`` picks it when no gradient is needed.
     """
 
-    def __init__(self, padding_mode: str = 'zeros') -> None:
+    def __init__(self, padding_mode: str = 'zeros', fast: bool | None = None) -> None:
         super().__init__()
         if padding_mode not in PADDING_MODES:
             raise ValueError(f'padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}')
         self.padding_mode = padding_mode
+        self.fast = fast
 
     def forward(self, feats: Features, flow: Tensor) -> Features:
         """Warp one (N, C, h, w) map or a tuple/list of them by an (N, 2, H, W) flow in pixels of its own grid.
@@ -49,10 +53,11 @@ class FlowWarp(nn.Module):
             The same structure as ``feats`` (a tensor, or a tuple for any sequence), every map warped.
         """
         if isinstance(feats, Tensor):
-            return flow_warp(feats, flow, padding_mode=self.padding_mode, resize=True)
+            return flow_warp(feats, flow, padding_mode=self.padding_mode, resize=True, fast=self.fast)
         if not isinstance(feats, (tuple, list)) or not feats:
             raise ValueError(f'feats must be a tensor or a non-empty tuple/list of tensors, got {type(feats).__name__}')
-        return tuple(flow_warp(f, flow, padding_mode=self.padding_mode, resize=True) for f in feats)
+        return tuple(flow_warp(f, flow, padding_mode=self.padding_mode, resize=True, fast=self.fast)
+                     for f in feats)
 
     def extra_repr(self) -> str:
         return f'padding_mode={self.padding_mode!r}'

@@ -10,9 +10,11 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from lightflow import LightFlow, estimate_flow, resize_flow
+from lightflow import LightFlow, estimate_flow
 from lightflow.checkpoint import load_lightflow_weights
+from lightflow.inference import flow_estimator
 from lightflow.pretrained import resolve_weights
+from lightflow.runtime import BACKENDS, require_backend
 
 __all__ = ['LightFlowMotion']
 
@@ -23,9 +25,12 @@ class LightFlowMotion(BaseModule):
 
     The inputs are the detector's inputs (after its data preprocessor). They are mapped back to RGB 0..255
     (``x * std + mean``, then BGR -> RGB unless ``bgr_to_rgb``), resized by ``flow_scale`` (the paper runs the flow at
-    half the detector resolution), padded to /64 and passed to Light Flow (fused BN fast path in eval mode). The flow
-    is returned at the input frames' resolution in pixels of the input frames (values divided by ``flow_scale``), so
-    ``FlowWarp`` can resize it to any feature stride with the values rescaled.
+    half the detector resolution), padded to /64 and passed to Light Flow. In eval mode without gradients the flow runs
+    through the inference ``backend`` (ONNX Runtime / OpenVINO / BN-folded torch, :class:`lightflow.FlowEstimator`).
+    The flow is returned at the resolution it was computed at, in pixels of its own grid: the network's 1/4 output
+    grid with ``resize_to_divisor`` (no upsampling at all), else the flow input size. ``FlowWarp`` resizes it once per
+    feature level with the values rescaled (:func:`lightflow.resize_flow`), instead of upsampling it to the frame
+    size and then downsampling it again.
 
     Args:
         width_mult: Light Flow width multiplier alpha (1.0, 0.75, 0.5 in Table 2).
@@ -43,6 +48,7 @@ class LightFlowMotion(BaseModule):
         zero_init_flow: without a checkpoint, zero the flow predictors' output convs so the untrained network
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
+        backend: inference backend in eval mode (``'auto'``, ``'torch'``, ``'onnxruntime'``, ``'openvino'``).
         init_cfg: mmengine init config; a ``Pretrained`` entry is read with
             :func:`lightflow.checkpoint.load_lightflow_weights`.
     """
@@ -51,7 +57,7 @@ class LightFlowMotion(BaseModule):
                  img_mean: Sequence[float] = (123.675, 116.28, 103.53),
                  img_std: Sequence[float] = (58.395, 57.12, 57.375), bgr_to_rgb: bool = True,
                  pretrained: str | None = None, freeze: bool = False, resize_to_divisor: bool = False,
-                 zero_init_flow: bool = True, init_cfg: dict | None = None) -> None:
+                 zero_init_flow: bool = True, backend: str = 'auto', init_cfg: dict | None = None) -> None:
         if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
             if pretrained is not None:
                 raise ValueError('give the flow checkpoint as pretrained= or init_cfg=Pretrained, not both')
@@ -61,6 +67,10 @@ class LightFlowMotion(BaseModule):
             raise ValueError(f'flow_scale must be in (0, 4], got {flow_scale}')
         if len(img_mean) != 3 or len(img_std) != 3 or min(img_std) <= 0:
             raise ValueError(f'img_mean/img_std must be 3 values (std > 0), got {img_mean} and {img_std}')
+        if backend not in BACKENDS:
+            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+        require_backend(backend)
+        self.backend = backend
         self.flownet = LightFlow(width_mult)
         self.flow_scale = float(flow_scale)
         self.bgr_to_rgb = bool(bgr_to_rgb)
@@ -106,7 +116,8 @@ class LightFlowMotion(BaseModule):
             ref_img: (N, 3, H, W) detector-normalised frame it points to (the key frame).
 
         Returns:
-            (N, 2, H, W) flow (u, v) in pixels of the input frames.
+            (N, 2, h, w) flow (u, v) in pixels of its own (h, w) grid, which covers the whole frame (h <= H, w <= W;
+            resize with :func:`lightflow.resize_flow` to any map of the frame).
         """
         if img.dim() != 4 or img.shape != ref_img.shape or img.shape[1] != 3:
             raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
@@ -114,12 +125,19 @@ class LightFlowMotion(BaseModule):
         height, width = img.shape[-2:]
         pair = torch.cat([self.to_rgb255(img), self.to_rgb255(ref_img)], dim=0)
         size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
+        div = self.flownet.size_divisor
         if self.resize_to_divisor:
-            div = self.flownet.size_divisor
             size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
         if size != (height, width):
             pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
         a, b = pair.chunk(2, dim=0)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
-            flow = estimate_flow(self.flownet, a, b)  # (N, 2, h, w) in pixels of the resized frames
-        return resize_flow(flow, (height, width))
+        native = size[0] % div == 0 and size[1] % div == 0  # the 1/4 grid covers the frame exactly: no upsampling
+        grad = torch.is_grad_enabled() and not self.freeze
+        if not self.flownet.training and not (torch.is_grad_enabled() and (grad or img.requires_grad)):
+            with torch.no_grad():  # the compiled backend; it returns plain (non-inference) tensors
+                return flow_estimator(self.flownet, self.backend, upsample=not native)(a, b)
+        with torch.set_grad_enabled(grad):
+            if native:
+                net = self.flownet
+                return net.forward_features(net.normalize(a, b)) * (net.div_flow / 4.0)
+            return estimate_flow(self.flownet, a, b)  # (N, 2, h, w) in pixels of the resized frames
