@@ -1,0 +1,119 @@
+"""The non-key-frame step of a :class:`FlowVideoDetector` as one exported graph (what a mobile deployer runs).
+
+``(key-frame features, key image, current image) -> raw head outputs of the current frame``: Light Flow between the
+two images (BN folded, at the motion module's flow size), the flow resized once per feature level, the key features
+warped by ``grid_sample``, and the wrapped single-stage detector's head (``bbox_head.forward``). Post-processing
+(decoding, NMS) stays outside, as in mmdeploy. Images are the detector's normalised inputs (N, 3, H, W); the key-frame
+features are what the detector computed on the key frame (``extract_feat``, or the aggregator's output).
+
+    step = NonKeyStep(detector).eval()
+    outputs = step(*key_feats, key_img, img)          # flat tuple: cls scores per level, then box deltas per level
+    export_nonkey_onnx(detector, 'nonkey.onnx', height=160, width=224)
+"""
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lightflow.export import FlowGraph
+from lightflow.warp import flow_warp, resize_flow
+
+from .models.flow_video_detector import FlowVideoDetector
+
+__all__ = ['NonKeyStep', 'export_nonkey_onnx', 'nonkey_inputs']
+
+
+class NonKeyStep(nn.Module):
+    """Flow + warp + head of a non-key frame of ``detector`` (a single-stage mmdet detector inside), as one module.
+
+    Args:
+        detector: a :class:`FlowVideoDetector` with a ``LightFlowMotion`` and a detector whose head has
+            ``forward(feats) -> (cls_scores, bbox_preds)`` (RetinaNet, FCOS, ...).
+    """
+
+    def __init__(self, detector: FlowVideoDetector) -> None:
+        super().__init__()
+        motion = detector.motion
+        if motion is None:
+            raise ValueError('NonKeyStep needs a detector with a motion module (a single-frame detector has no '
+                             'non-key frames)')
+        if not hasattr(detector.detector, 'bbox_head') or hasattr(detector.detector, 'roi_head'):
+            raise ValueError(f'NonKeyStep exports single-stage heads (bbox_head.forward); '
+                             f'{type(detector.detector).__name__} is not one')
+        self.motion = motion
+        self.flow_native: FlowGraph | None = None
+        self.flow_full: FlowGraph | None = None
+        with torch.no_grad():
+            self.flow_native = FlowGraph(motion.flownet, upsample=False)
+            self.flow_full = FlowGraph(motion.flownet, upsample=True)
+        self.padding_mode = detector.warp.padding_mode
+        self.head = detector.detector.bbox_head
+
+    def flow(self, img: Tensor, key_img: Tensor) -> Tensor:
+        """Flow from ``img`` to ``key_img`` (detector-normalised (N, 3, H, W)) on the motion module's own grid."""
+        m = self.motion
+        height, width = int(img.shape[-2]), int(img.shape[-1])  # a fixed-size graph: constants when traced
+        pair = torch.cat([m.to_rgb255(img), m.to_rgb255(key_img)], dim=0)
+        size = (max(1, round(height * m.flow_scale)), max(1, round(width * m.flow_scale)))
+        div = m.flownet.size_divisor
+        if m.resize_to_divisor:
+            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
+        if size != (height, width):
+            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
+        a, b = pair.chunk(2, dim=0)
+        native = size[0] % div == 0 and size[1] % div == 0
+        return (self.flow_native if native else self.flow_full)(a, b)
+
+    def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
+        """``(*key_feats, key_img, img)`` -> ``(*cls_scores, *bbox_preds)`` of the current frame."""
+        *key_feats, key_img, img = args
+        flow = self.flow(img, key_img)
+        warped = [flow_warp(f, resize_flow(flow, (int(f.shape[-2]), int(f.shape[-1]))), padding_mode=self.padding_mode,
+                            fast=True)
+                  for f in key_feats]
+        cls_scores, bbox_preds = self.head(tuple(warped))
+        return (*cls_scores, *bbox_preds)
+
+
+def nonkey_inputs(detector: FlowVideoDetector, key_img: Tensor, img: Tensor) -> tuple[Tensor, ...]:
+    """The inputs of :class:`NonKeyStep` for a key frame and a current frame: ``(*key_feats, key_img, img)``."""
+    with torch.no_grad():
+        feats = tuple(detector.detector.extract_feat(key_img))
+    return (*feats, key_img, img)
+
+
+def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, height: int, width: int,
+                       opset: int = 17) -> Path:
+    """Export the non-key step of ``detector`` for (height, width) detector inputs; validated by ``onnx.checker``.
+
+    Inputs are named ``key_feat0 .. key_featL-1``, ``key_img``, ``img``; outputs ``cls_score0..``, ``bbox_pred0..``.
+    """
+    for name, v in (('height', height), ('width', width)):
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise ValueError(f'{name} must be a positive int, got {v!r}')
+    import onnx
+
+    from lightflow.io import atomic_write
+    step = NonKeyStep(detector).eval().cpu()
+    img = torch.zeros(1, 3, height, width)
+    example = nonkey_inputs(detector.cpu().eval(), img, img)
+    levels = len(example) - 2
+    inputs = [f'key_feat{i}' for i in range(levels)] + ['key_img', 'img']
+    outputs = [f'cls_score{i}' for i in range(levels)] + [f'bbox_pred{i}' for i in range(levels)]
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')
+        torch.onnx.export(step, example, buf, opset_version=opset, input_names=inputs, output_names=outputs,
+                          do_constant_folding=True, dynamo=False)
+    proto = onnx.load_from_string(buf.getvalue())
+    onnx.checker.check_model(proto, full_check=True)
+    path = Path(path)
+    with atomic_write(path, 'wb') as f:
+        f.write(proto.SerializeToString())
+    return path
