@@ -60,4 +60,4 @@ benchmark-data:
 	$(PY) tools/benchmark_data.py --out work_dirs/benchmark_data.md --plot work_dirs/benchmark_data.png
 
 benchmark:
-	$(PY) tools/benchmark_flow.py --threads 2 --out work_dirs/benchmark_flow.md
+	$(PY) tools/benchmark_flow.py --threads 1 2 --out work_dirs/benchmark_flow.md

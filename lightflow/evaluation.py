@@ -269,7 +269,7 @@ def warp_error(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, flow: Tenso
                          f'{tuple(x2.shape)}')
     h, w = x1.shape[-2:]
     flow = _as_flow(flow, (h, w), 'flow').unsqueeze(0)  # (1, 2, H, W)
-    warped = flow_warp(x2, flow)
+    warped = flow_warp(x2, flow, fast=False)  # a metric: the exact path (integer flows move pixels exactly)
     ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype), torch.arange(w, dtype=flow.dtype), indexing='ij')
     sx, sy = xs + flow[0, 0], ys + flow[0, 1]
     inside = (sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)  # (H, W)

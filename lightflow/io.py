@@ -1,4 +1,4 @@
-"""Optical-flow file formats: Middlebury ``.flo``, KITTI 16-bit PNG, and atomic file writing."""
+"""Optical-flow file formats: Middlebury ``.flo``, KITTI 16-bit PNG, image reading / PNG encoding, atomic writes."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'atomic_write',
+__all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'encode_png', 'atomic_write',
            'UNKNOWN_FLOW_THRESH']
 
 _FLO_MAGIC = b'PIEH'  # float32 202021.25 read as bytes
@@ -83,7 +83,7 @@ def write_flo(path: str | os.PathLike, flow: np.ndarray) -> None:
 
 
 def _cv2():
-    import cv2  # opencv-python(-headless) ships with mmcv; only the 16-bit PNG readers need it
+    import cv2  # OpenCV reads and writes the 16-bit 3-channel PNGs unchanged (IMREAD_UNCHANGED)
 
     return cv2
 
@@ -156,3 +156,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f'{path}: expected an RGB, grey or RGBA image, got shape {img.shape}')
     return np.ascontiguousarray(img)
+
+
+def encode_png(img: np.ndarray) -> bytes:
+    """uint8 (H, W, 3) RGB -> PNG bytes."""
+    import imageio.v3 as iio
+
+    return iio.imwrite('<bytes>', img, extension='.png')

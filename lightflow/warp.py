@@ -60,8 +60,10 @@ def _warp_grid_sample(x: Tensor, flow: Tensor, padding_mode: str) -> Tensor:
         raise ValueError(f'the grid_sample path needs maps of at least 2x2 pixels, got {height}x{width}')
     # The grid is normalised in float64 (cheap: 2 channels) so that only its final rounding to x's dtype is lost.
     flow = flow.to(torch.float64)
-    gx = (torch.arange(width, device=x.device, dtype=flow.dtype).view(1, 1, width) + flow[:, 0]) * (2.0 / (width - 1))
-    gy = (torch.arange(height, device=x.device, dtype=flow.dtype).view(1, height, 1) + flow[:, 1]) * (2.0 / (height - 1))
+    xs = torch.arange(width, device=x.device, dtype=flow.dtype).view(1, 1, width)
+    ys = torch.arange(height, device=x.device, dtype=flow.dtype).view(1, height, 1)
+    gx = (xs + flow[:, 0]) * (2.0 / (width - 1))
+    gy = (ys + flow[:, 1]) * (2.0 / (height - 1))
     grid = torch.stack((gx - 1.0, gy - 1.0), dim=-1).to(x.dtype)  # (N, H, W, 2), x then y
     return F.grid_sample(x, grid, mode='bilinear', padding_mode=padding_mode, align_corners=True)
 

@@ -26,7 +26,7 @@ from lightflow.warp import flow_warp, resize_flow
 
 from .models.flow_video_detector import FlowVideoDetector
 
-__all__ = ['NonKeyStep', 'export_nonkey_onnx', 'nonkey_inputs']
+__all__ = ['NonKeyStep', 'export_nonkey_onnx', 'nonkey_inputs', 'onnx_nonkey_bytes']
 
 
 class NonKeyStep(nn.Module):
@@ -88,9 +88,8 @@ def nonkey_inputs(detector: FlowVideoDetector, key_img: Tensor, img: Tensor) -> 
     return (*feats, key_img, img)
 
 
-def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, height: int, width: int,
-                       opset: int = 17) -> Path:
-    """Export the non-key step of ``detector`` for (height, width) detector inputs; validated by ``onnx.checker``.
+def onnx_nonkey_bytes(detector: FlowVideoDetector, height: int, width: int, opset: int = 17) -> bytes:
+    """The non-key step of ``detector`` for (height, width) detector inputs as validated ONNX model bytes.
 
     Inputs are named ``key_feat0 .. key_featL-1``, ``key_img``, ``img``; outputs ``cls_score0..``, ``bbox_pred0..``.
     """
@@ -98,8 +97,6 @@ def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, hei
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f'{name} must be a positive int, got {v!r}')
     import onnx
-
-    from lightflow.io import atomic_write
     step = NonKeyStep(detector).eval().cpu()
     img = torch.zeros(1, 3, height, width)
     example = nonkey_inputs(detector.cpu().eval(), img, img)
@@ -113,7 +110,15 @@ def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, hei
                           do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(proto, full_check=True)
+    return buf.getvalue()
+
+
+def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, height: int, width: int,
+                       opset: int = 17) -> Path:
+    """Write :func:`onnx_nonkey_bytes` to ``path`` atomically (temp file, then rename)."""
+    from lightflow.io import atomic_write
+    data = onnx_nonkey_bytes(detector, height, width, opset)
     path = Path(path)
     with atomic_write(path, 'wb') as f:
-        f.write(proto.SerializeToString())
+        f.write(data)
     return path

@@ -11,13 +11,13 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.optim import OptimWrapper, build_optim_wrapper
-from mmengine.registry import MODELS, PARAM_SCHEDULERS
 from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
-import lightflow.engine  # noqa: F401  (registers into mmengine's root registries)
+import lightflow.engine  # noqa: F401  (registers the `lightflow` scope)
 from lightflow.engine import (FlowDataset, LightFlowModel, checkpoint_width, flow_l1_loss, load_config,
                               load_lightflow_checkpoint)
+from lightflow.engine.registry import MODELS, PARAM_SCHEDULERS
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO / 'configs' / 'lightflow'
@@ -69,7 +69,7 @@ def test_configs_found():
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_and_runs_every_mode(path):
     cfg = Config.fromfile(str(path))
-    assert cfg.default_scope is None and cfg.custom_imports.imports == ['lightflow.engine']
+    assert cfg.default_scope == 'lightflow' and cfg.custom_imports.imports == ['lightflow.engine']
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     assert isinstance(model, LightFlowModel) and model.flownet.width_mult == cfg.model.width_mult
@@ -245,3 +245,25 @@ def test_raw_state_dict_width_inference_and_errors(tmp_path):
     (tmp_path / 'junk.pth').write_bytes(b'not a checkpoint')
     with pytest.raises(ValueError, match='cannot load checkpoint'):
         load_lightflow_checkpoint(tmp_path / 'junk.pth')
+
+
+def test_lightflow_scope_keeps_mmengine_root_registries_clean():
+    import mmengine.hooks
+    import mmengine.registry as root
+    from mmengine.registry import DefaultScope
+
+    from lightflow.engine import AtomicCheckpointHook, registry
+
+    for name in ('MODELS', 'DATASETS', 'DATA_SAMPLERS', 'HOOKS', 'METRICS'):
+        leaked = [k for k, cls in getattr(root, name).module_dict.items() if cls.__module__.startswith('lightflow')]
+        assert not leaked, (name, leaked)
+    assert 'FlowDataset' not in root.DATASETS.module_dict
+    assert registry.DATASETS.get('FlowDataset') is FlowDataset  # not lightflow.data.FlowDataset, the dataset base class
+    assert registry.MODELS.get('LightFlowModel') is LightFlowModel
+    assert registry.HOOKS.get('CheckpointHook') is mmengine.hooks.CheckpointHook  # mmengine's built-ins via the parent
+    # Another scope (the video configs' mmdet) names the project's classes with the prefix ...
+    hook = root.HOOKS.build(dict(type='lightflow.AtomicCheckpointHook', interval=1))
+    assert type(hook) is AtomicCheckpointHook
+    # ... and building from the lightflow registries works whichever scope a Runner made current last.
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        assert isinstance(registry.MODELS.build(dict(type='LightFlowModel', width_mult=0.25)), LightFlowModel)

@@ -26,7 +26,8 @@ def test_export_is_valid_and_self_describing(tmp_path):
     assert [i.name for i in proto.graph.input] == ['img1', 'img2'] and [o.name for o in proto.graph.output] == ['flow']
     assert not any(n.op_type == 'BatchNormalization' for n in proto.graph.node)  # BN folded
     meta = read_onnx_metadata(path)
-    assert meta['lightflow.width_mult'] == '0.75' and (meta['lightflow.height'], meta['lightflow.width']) == ('97', '131')
+    assert meta['lightflow.width_mult'] == '0.75'
+    assert (meta['lightflow.height'], meta['lightflow.width']) == ('97', '131')
     assert check_onnx_matches(path, model)['lightflow.div_flow'] == '20.0'
     assert not list(tmp_path.glob('.*.tmp'))  # written through a temp file
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import DATASETS, MODELS
 from mmengine.runner import Runner
 
-import lightflow.engine  # noqa: F401  (registers into mmengine's root registries)
+import lightflow.engine  # noqa: F401  (registers the `lightflow` scope)
 from lightflow.checkpoint import _torch_load
 from lightflow.data import SyntheticFlowGenerator
 from lightflow.engine import LightFlowModel, load_config
+from lightflow.engine.registry import DATASETS, MODELS
 
 REPO = Path(__file__).resolve().parents[1]
 GPU_CFG = REPO / 'configs' / 'lightflow' / 'lightflow_w1.0_1xb32-6k_synthetic-gpu.py'

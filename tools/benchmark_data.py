@@ -30,13 +30,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import Callable
 
 import numpy as np
 import torch
 
 from lightflow.data.synthetic import SyntheticChairs, SyntheticFlowGenerator
 from lightflow.engine.model import LightFlowModel
+from lightflow.cli import ArgumentParser, run_main
 from lightflow.io import UNKNOWN_FLOW_THRESH, atomic_write, read_flo
 from lightflow.sysinfo import cpu_name
 
@@ -52,11 +53,6 @@ MOTION_BATCH = 8
 THRESHOLDS_PX = (20, 40)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # one line instead of usage + message
-        sys.exit(f'error: {message}')
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(v) for v in text.lower().split('x'))
@@ -68,7 +64,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = _Parser(description='Synthetic data: throughput, share of a training step, motion vs Flying Chairs.')
+    parser = ArgumentParser(
+        description='Synthetic data: throughput, share of a training step, motion vs Flying Chairs.')
     parser.add_argument('--sizes', type=_size, nargs='+', help='HxW frame sizes to time (default 128x192 384x512; '
                         '--quick: 128x192)')
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2], help='CPU thread counts (default 1 2)')
@@ -385,4 +382,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -1,15 +1,24 @@
-"""CPU latency of Light Flow (three widths) and FlowNetS: plain eager PyTorch vs ``lightflow.estimate_flow``.
+"""CPU latency of Light Flow through every inference backend, next to OpenCV DIS, and of the video detector's
+non-key-frame step next to its key-frame step.
 
-    PYTHONPATH=. python tools/benchmark_flow.py --threads 2 [--height 384 --width 512 --batch 1]
-        [--repeats 50 --warmup 10] [--models lightflow_w1_0 lightflow_w0_75 lightflow_w0_5 flownets] [--out table.md]
+    PYTHONPATH=. python tools/benchmark_flow.py [--threads 1 2] [--sizes 384x512 64x128] [--repeats 30 --warmup 5]
+        [--models lightflow_w1_0 lightflow_w0_75 lightflow_w0_5 flownets] [--no-nonkey] [--out table.md]
 
-Prints a markdown table (written atomically to ``--out`` too). For each model, the plain path
-(``model.eval()``, ``torch.no_grad()``, ``model(img1, img2)`` then bilinear upsampling to the input size times
-``div_flow``) and the fast path (``torch.inference_mode()``, ``estimate_flow(model, img1, img2)``) are timed
-in turn in the same loop (every path of every model once per round), so all see the same machine load; the table
-reports medians. FLOPs are counted by
-``torch.utils.flop_counter`` on the network (shapes only); GFLOP/s = FLOPs / median latency, compared with the fp32
-matrix-multiply rate measured at the start with a large ``torch.mm``. FlowNetS runs the plain path only.
+For each thread count and input size, every path of every model is timed once per round, round after round, so that
+bursts of load from other processes hit all columns alike; tables report medians (ms, batch 1, fp32):
+
+* plain eager: ``model(img1, img2)`` under ``torch.no_grad()`` plus the upsampling (what a user writes by hand);
+* one column per backend of :class:`lightflow.FlowEstimator` (``torch`` = BN-folded channels-last eager,
+  ``onnxruntime``, ``openvino``), each compiled once for the shape before timing;
+* ``estimate_flow``: the default call (``backend='auto'``), with the backend it picked;
+* OpenCV DIS presets ULTRAFAST / FAST / MEDIUM on the same frames (grey), ``cv2.setNumThreads`` = threads.
+
+The frames are the first shared Flying Chairs pair resized to the size when ``../shared/data`` is there, else random.
+FLOPs: ``torch.utils.flop_counter`` of the network; GFLOP/s of the fastest backend is shown next to the fp32 GEMM rate
+(``torch.mm``) measured between rounds. ``--nonkey`` (default on when mmdet is installed) times the synthetic VID
+detector (configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py, 160x224): the key-frame step
+(backbone + neck + head, no NMS) against the non-key step (flow + warp + head, no NMS) in PyTorch, ONNX Runtime and
+OpenVINO, with the non-key step's parts profiled in PyTorch.
 """
 from __future__ import annotations
 
@@ -18,64 +27,49 @@ import math
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
-from tqdm import tqdm
+from lightflow.cli import ArgumentParser, positive_int, run_main
 
-from lightflow import estimate_flow, fuse_lightflow
-from lightflow.io import atomic_write
-from lightflow.models import LightFlow, flownets, lightflow_w0_5, lightflow_w0_75, lightflow_w1_0
-from lightflow.sysinfo import cpu_name
-
-# name -> (factory, label, paper params (M), paper GFLOPs at 384x512).
-MODELS: dict[str, tuple[Callable[[], nn.Module], str, float, float]] = {
-    'lightflow_w1_0': (lightflow_w1_0, 'Light Flow 1.0', 2.6, 0.82),
-    'lightflow_w0_75': (lightflow_w0_75, 'Light Flow 0.75', 1.4, 0.48),
-    'lightflow_w0_5': (lightflow_w0_5, 'Light Flow 0.5', 0.7, 0.23),
-    'flownets': (flownets, 'FlowNetS', 38.7, 53.48),
-}
+MODEL_NAMES = ('lightflow_w1_0', 'lightflow_w0_75', 'lightflow_w0_5', 'flownets')
+DIS_PRESETS = ('ULTRAFAST', 'FAST', 'MEDIUM')
+VID_CONFIG = (Path(__file__).resolve().parents[1] / 'configs' / 'vid'
+              / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py')
+SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 
 
-@dataclass
-class Row:
-    label: str
-    params_m: float
-    gflops: float
-    paper: str
-    times_ms: dict[str, list[float]] = field(default_factory=dict)
-    max_diff_px: float = float('nan')
+def _size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split('x'))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected HxW, e.g. 384x512, got {text!r}') from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f'sizes must be positive, got {text!r}')
+    return h, w
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='CPU latency of Light Flow and FlowNetS, plain vs fast path.')
-    parser.add_argument('--threads', type=int, default=2, help='torch.set_num_threads (default 2)')
-    parser.add_argument('--height', type=int, default=384, help='input height, a multiple of 64')
-    parser.add_argument('--width', type=int, default=512, help='input width, a multiple of 64')
-    parser.add_argument('--batch', type=int, default=1, help='frame pairs per call')
-    parser.add_argument('--repeats', type=int, default=50, help='timed calls per path (median reported)')
-    parser.add_argument('--warmup', type=int, default=10, help='untimed calls per path first')
-    parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS), help='rows, in order')
-    parser.add_argument('--gemm-size', type=int, default=2048, help='n of the n x n x n fp32 torch.mm rate probe')
-    parser.add_argument('--out', help='also write the table here (atomically)')
+    parser = ArgumentParser(description='CPU latency of Light Flow per backend, OpenCV DIS, and the non-key step.')
+    parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2], help='thread counts (default 1 2)')
+    parser.add_argument('--sizes', type=_size, nargs='+', default=[(384, 512), (64, 128)],
+                        help='HxW input sizes (default 384x512 and 64x128, the synthetic VID detector\'s flow size)')
+    parser.add_argument('--repeats', type=positive_int, default=30, help='timed calls per path (median reported)')
+    parser.add_argument('--warmup', type=int, default=5, help='untimed rounds first')
+    parser.add_argument('--models', nargs='+', default=list(MODEL_NAMES[:3]), choices=MODEL_NAMES, help='rows')
+    parser.add_argument('--no-dis', action='store_true', help='skip the OpenCV DIS rows')
+    parser.add_argument('--no-nonkey', action='store_true', help='skip the video detector key / non-key profile')
+    parser.add_argument('--gemm-size', type=positive_int, default=1024, help='n of the n^3 fp32 torch.mm rate probe')
+    parser.add_argument('--out', help='also write the tables here (atomically)')
     args = parser.parse_args(argv)
-    for name in ('threads', 'batch', 'repeats', 'gemm_size'):
-        if getattr(args, name) < 1:
-            parser.error(f'--{name.replace("_", "-")} must be >= 1, got {getattr(args, name)}')
     if args.warmup < 0:
-        parser.error(f'--warmup must be >= 0, got {args.warmup}')
-    if args.height < 64 or args.width < 64 or args.height % 64 or args.width % 64:
-        parser.error(f'--height/--width must be positive multiples of 64 (the plain forward needs that), '
-                     f'got {args.height}x{args.width}')
+        raise ValueError(f'--warmup must be >= 0, got {args.warmup}')
     return args
 
 
-def gemm_gflops(n: int, repeats: int = 5) -> float:
+def gemm_gflops(n: int, repeats: int = 3) -> float:
     """Median fp32 ``torch.mm`` rate (GFLOP/s) for n x n @ n x n at the current thread count."""
+    import torch
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)
     times = []
@@ -86,129 +80,215 @@ def gemm_gflops(n: int, repeats: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def count_gflops(factory: Callable[[], nn.Module], batch: int, height: int, width: int) -> tuple[float, float]:
-    """(params in M, GFLOPs of ``forward_features`` on a (batch, 6, H, W) pair), counted on the meta device."""
-    with torch.device('meta'):
+def frames(height: int, width: int):
+    """A real pair (the first shared Chairs pair, resized) when available, else random frames; (1, 3, H, W) 0..255."""
+    import cv2
+    import numpy as np
+    import torch
+    first = SHARED / 'FlyingChairs_mini' / 'data' / '00001_img1.ppm'
+    if first.is_file():
+        from lightflow.io import read_image
+        imgs = [cv2.resize(read_image(first.with_name(f'00001_img{k}.ppm')), (width, height),
+                           interpolation=cv2.INTER_AREA) for k in (1, 2)]
+    else:
+        rng = np.random.default_rng(0)
+        imgs = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2)]
+    return [torch.from_numpy(np.ascontiguousarray(i)).permute(2, 0, 1)[None].float() for i in imgs], imgs
+
+
+def timed_rounds(paths: dict[str, Callable[[], object]], args: argparse.Namespace, desc: str,
+                 gemm: list[float] | None = None) -> dict[str, float]:
+    """Median ms of each path, all paths timed in turn each round."""
+    from tqdm import tqdm
+    times = {k: [] for k in paths}
+    rounds = args.warmup + args.repeats
+    for i in tqdm(range(rounds), desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False):
+        for key, fn in paths.items():
+            t = time.perf_counter()
+            fn()
+            if i >= args.warmup:
+                times[key].append((time.perf_counter() - t) * 1e3)
+        if gemm is not None and i >= args.warmup and (i - args.warmup) % 10 == 0:
+            gemm.append(gemm_gflops(args.gemm_size))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) -> str:
+    import cv2
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lightflow import FlowEstimator, available_backends, estimate_flow, flow_estimator
+    from lightflow.models import LightFlow, flownets, lightflow_w0_5, lightflow_w0_75, lightflow_w1_0
+    from lightflow.sysinfo import cpu_name
+
+    factories = {'lightflow_w1_0': (lightflow_w1_0, 'Light Flow 1.0'),
+                 'lightflow_w0_75': (lightflow_w0_75, 'Light Flow 0.75'),
+                 'lightflow_w0_5': (lightflow_w0_5, 'Light Flow 0.5'), 'flownets': (flownets, 'FlowNetS')}
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+    h, w = size
+    (img1, img2), grey_src = frames(h, w)
+    backends = available_backends()
+    paths, rows = {}, []
+    for name in args.models:
+        factory, label = factories[name]
+        torch.manual_seed(0)
         model = factory().eval()
-    params = sum(p.numel() for p in model.parameters()) / 1e6
-    with FlopCounterMode(display=False) as counter:
-        model.forward_features(torch.empty(batch, 6, height, width, device='meta'))
-    return params, counter.get_total_flops() / 1e9
+        ph, pw = -(-h // 64) * 64, -(-w // 64) * 64
+        with torch.device('meta'), FlopCounterMode(display=False) as counter:
+            factory().forward_features(torch.empty(1, 6, ph, pw, device='meta'))
+        gflops = counter.get_total_flops() / 1e9
 
+        def plain(model=model):
+            with torch.no_grad():
+                x = F.pad(model.normalize(img1, img2), (0, pw - w, 0, ph - h), mode='replicate')
+                pred = model.forward_features(x) * model.div_flow
+                return F.interpolate(pred, size=(ph, pw), mode='bilinear', align_corners=False)[..., :h, :w]
+        paths[(name, 'plain')] = plain
+        if isinstance(model, LightFlow):
+            for backend in backends:
+                est = FlowEstimator(model, backend)
+                est(img1, img2)  # compile before timing
+                paths[(name, backend)] = lambda est=est: est(img1, img2)
 
-def plain_flow(model: nn.Module, img1: Tensor, img2: Tensor) -> Tensor:
-    """The baseline: the eager network, then the same bilinear upsampling ``estimate_flow`` does."""
-    with torch.no_grad():
-        pred = model(img1, img2)
-        return F.interpolate(pred * model.div_flow, size=img1.shape[-2:], mode='bilinear', align_corners=False)
-
-
-def fast_flow(model: nn.Module, img1: Tensor, img2: Tensor) -> Tensor:
-    with torch.inference_mode():
-        return estimate_flow(model, img1, img2)
-
-
-def folded_flow(model: nn.Module, img1: Tensor, img2: Tensor) -> Tensor:
-    """Ablation: BN folded + channels-last in eager PyTorch (``fuse_lightflow(model, 'eager')``)."""
-    with torch.inference_mode():
-        pred = fuse_lightflow(model, 'eager')(model.normalize(img1, img2))
-        return F.interpolate(pred * model.div_flow, size=img1.shape[-2:], mode='bilinear', align_corners=False)
-
-
-@dataclass
-class Case:
-    """One model, its inputs and the paths to time on it."""
-
-    row: Row
-    model: nn.Module
-    img1: Tensor
-    img2: Tensor
-    paths: dict[str, Callable[[nn.Module, Tensor, Tensor], Tensor]]
-
-
-def setup_case(name: str, args: argparse.Namespace) -> Case:
-    factory, label, paper_params, paper_gflops = MODELS[name]
-    params, gflops = count_gflops(factory, args.batch, args.height, args.width)
-    row = Row(label, params, gflops, f'{paper_params} M / {paper_gflops} G')
-    torch.manual_seed(0)
-    model = factory().eval()
-    g = torch.Generator().manual_seed(0)
-    img1 = torch.rand(args.batch, 3, args.height, args.width, generator=g) * 255
-    img2 = torch.rand(args.batch, 3, args.height, args.width, generator=g) * 255
-    paths = {'plain': plain_flow}
-    if isinstance(model, LightFlow):
-        paths.update(folded=folded_flow, fast=fast_flow)
-        row.max_diff_px = (fast_flow(model, img1, img2) - plain_flow(model, img1, img2)).abs().max().item()
-    row.times_ms = {k: [] for k in paths}
-    return Case(row, model, img1, img2, paths)
-
-
-def run_rounds(cases: list[Case], args: argparse.Namespace) -> list[float]:
-    """Time every path of every model once per round, round after round, so that bursts of load from other processes
-    hit all rows alike; returns the GEMM rates measured between rounds."""
-    gemm = []
-    for i in tqdm(range(args.warmup + args.repeats), desc='rounds (warm-up first)', file=sys.stderr):
-        for case in cases:
-            for key, fn in case.paths.items():
-                t = time.perf_counter()
-                fn(case.model, case.img1, case.img2)
-                if i >= args.warmup:
-                    case.row.times_ms[key].append((time.perf_counter() - t) * 1e3)
-        if i >= args.warmup and (i - args.warmup) % 10 == 0:
-            gemm.append(gemm_gflops(args.gemm_size, repeats=3))
-    for case in cases:
-        med = {k: statistics.median(v) for k, v in case.row.times_ms.items()}
-        print(f'{case.row.label}: ' + ', '.join(f'{k} {v:.2f} ms' for k, v in med.items()), file=sys.stderr)
-    return gemm
-
-
-def markdown_table(rows: list[Row], args: argparse.Namespace, gemm: float) -> str:
-    """One row per model; latencies are medians in ms, GFLOP/s of the fastest path."""
-    lines = [
-        f'# Optical-flow CPU latency, {args.height}x{args.width}, batch {args.batch}, {args.threads} threads, fp32',
-        '',
-        f'CPU: {cpu_name()}; torch {torch.__version__}; fp32 GEMM '
-        f'(torch.mm {args.gemm_size}^3): **{gemm:.1f} GFLOP/s**; median of {args.repeats} calls after '
-        f'{args.warmup} warm-up calls; all paths of all models timed in turn, round after round; GEMM rate = median '
-        'of probes between rounds.',
-        '',
-        '| model | params (M) | FLOPs (G) | paper params / FLOPs @384x512 | plain eager (ms) | BN-folded eager (ms) | '
-        'estimate_flow (ms) | speed-up | GFLOP/s (% of GEMM) | max abs diff (px) |',
-        '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ]
-    for r in rows:
-        med = {k: statistics.median(v) for k, v in r.times_ms.items()}
-        best = med.get('fast', med['plain'])
-        rate = r.gflops / (best / 1e3)
-        cells = [r.label, f'{r.params_m:.3f}', f'{r.gflops:.2f}', r.paper]
-        cells += [f'{med[k]:.1f}' if k in med else '-' for k in ('plain', 'folded', 'fast')]
-        cells.append(f'{med["plain"] / med["fast"]:.2f}x' if 'fast' in med else '-')
-        cells.append(f'{rate:.1f} ({100 * rate / gemm:.0f} %)')
-        cells.append('-' if math.isnan(r.max_diff_px) else f'{r.max_diff_px:.1e}')
+            def auto(model=model):
+                with torch.inference_mode():
+                    return estimate_flow(model, img1, img2)
+            with torch.enable_grad():
+                reference = estimate_flow(model, img1, img2).detach()
+            diff = float((auto() - reference).abs().max())
+            paths[(name, 'auto')] = auto
+            picked = flow_estimator(model).selected[tuple(img1.shape)]
+            rows.append((name, label, gflops, picked, diff))
+        else:
+            rows.append((name, label, gflops, None, float('nan')))
+    if not args.no_dis:
+        grey = [cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) for i in grey_src]
+        for preset in DIS_PRESETS:
+            dis = cv2.DISOpticalFlow_create(getattr(cv2, f'DISOPTICAL_FLOW_PRESET_{preset}'))
+            paths[('dis', preset)] = lambda dis=dis: dis.calc(grey[0], grey[1], None)
+    gemm = [gemm_gflops(args.gemm_size)]
+    med = timed_rounds({f'{k[0]}/{k[1]}': v for k, v in paths.items()}, args, f'{threads}T {h}x{w}', gemm)
+    rate = statistics.median(gemm)
+    cols = ['plain', *backends, 'auto']
+    lines = [f'#### {h}x{w}, {threads} thread{"s" if threads > 1 else ""}', '',
+             f'CPU: {cpu_name()}; fp32 GEMM {rate:.0f} GFLOP/s; median of {args.repeats} rounds.', '',
+             '| model | GFLOPs | plain eager | ' + ' | '.join(b for b in backends) +
+             ' | **estimate_flow** (picked) | best GFLOP/s (% GEMM) | max diff (px) |',
+             '|---|---:|---:|' + '---:|' * len(backends) + '---:|---:|---:|']
+    for name, label, gflops, picked, diff in rows:
+        vals = {c: med.get(f'{name}/{c}') for c in cols}
+        best = min(v for v in vals.values() if v is not None)
+        cells = [label, f'{gflops:.2f}'] + [('-' if vals[c] is None else f'{vals[c]:.2f}') for c in cols[:-1]]
+        cells.append('-' if vals['auto'] is None else f'**{vals["auto"]:.2f}** ({picked})')
+        cells.append(f'{gflops / best * 1e3:.0f} ({100 * gflops / best * 1e3 / rate:.0f} %)')
+        cells.append('-' if math.isnan(diff) else f'{diff:.1e}')
         lines.append('| ' + ' | '.join(cells) + ' |')
-    lines += [
-        '',
-        'FLOPs: `torch.utils.flop_counter` (2 per multiply-add) of the network at the input size. FlowNetS: '
-        'torch >= 2.3 counts its stride-2 deconvs at their input resolution; the reference 53.48 G matches the older '
-        'convention (deconvs at output resolution), 53.39 G for this network (see lightflow/models/flownets.py). '
-        'FlowNetS runs the plain path only. Speed-up = plain / estimate_flow; BN-folded eager = '
-        "`fuse_lightflow(model, 'eager')`, the ablation without oneDNN weight packing and fused activations.",
-    ]
+    if not args.no_dis:
+        lines.append('| OpenCV DIS ' + ' / '.join(DIS_PRESETS).lower() + ' | | ' +
+                     ' / '.join(f'{med[f"dis/{p}"]:.2f}' for p in DIS_PRESETS) + ' |' + ' |' * (len(cols) + 1))
+    print('\n'.join(lines), file=sys.stderr)
     return '\n'.join(lines) + '\n'
 
 
-def main(argv: list[str] | None = None) -> None:
+def nonkey_table(threads: int, args: argparse.Namespace) -> str:
+    """Key-frame step vs non-key step of the synthetic VID detector (no NMS), per backend, plus the parts."""
+    import numpy as np
+    import torch
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmdet_plugin  # noqa: F401
+    from lightflow.runtime import available_backends
+    from mmdet_plugin.export import NonKeyStep, nonkey_inputs, onnx_nonkey_bytes
+
+    torch.set_num_threads(threads)
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(VID_CONFIG))
+    torch.manual_seed(0)
+    det = MODELS.build(cfg.model).eval()
+    h, w = 160, 224
+    g = torch.Generator().manual_seed(0)
+    key_img, img = torch.randn(1, 3, h, w, generator=g), torch.randn(1, 3, h, w, generator=g)
+    inputs = nonkey_inputs(det, key_img, img)
+    step = NonKeyStep(det).eval()
+    head = det.detector.bbox_head
+
+    def key_step():
+        with torch.inference_mode():
+            return head(tuple(det.detector.extract_feat(img)))
+
+    def detector_nonkey():  # what FlowVideoDetector.predict runs on a non-key frame, minus NMS
+        with torch.inference_mode():
+            return head(tuple(det.warp(inputs[:-2], det.motion(img, key_img))))
+
+    def torch_step():
+        with torch.inference_mode():
+            return step(*inputs)
+
+    with torch.inference_mode():
+        flow = det.motion(img, key_img)
+        warped = tuple(det.warp(inputs[:-2], flow))
+    parts = {'flow (motion, auto backend)': lambda: det.motion(img, key_img),
+             'warp (FlowWarp, grid_sample)': lambda: det.warp(inputs[:-2], flow),
+             'head': lambda: head(warped)}
+    paths = {'key step (backbone + FPN + head)': key_step, 'non-key: FlowVideoDetector path': detector_nonkey,
+             'non-key: NonKeyStep, torch': torch_step}
+    data = onnx_nonkey_bytes(det, h, w)
+    names = [f'key_feat{i}' for i in range(len(inputs) - 2)] + ['key_img', 'img']
+    feeds = {n: x.numpy() for n, x in zip(names, inputs)}
+    if 'onnxruntime' in available_backends():
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(data, opts, providers=['CPUExecutionProvider'])
+        paths['non-key: exported graph, onnxruntime'] = lambda: sess.run(None, feeds)
+    if 'openvino' in available_backends():
+        import openvino as ov
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(data), 'CPU', {
+            'INFERENCE_NUM_THREADS': threads, 'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY'})
+        request = compiled.create_infer_request()
+        paths['non-key: exported graph, openvino'] = lambda: request.infer(feeds)
+    with torch.inference_mode():
+        med = timed_rounds({**paths, **{f'part: {k}': v for k, v in parts.items()}}, args, f'{threads}T non-key')
+    key_ms = med['key step (backbone + FPN + head)']
+    lines = [f'#### Synthetic VID detector (160x224, flow 64x128), {threads} thread{"s" if threads > 1 else ""}', '',
+             '| step | ms | / key step |', '|---|---:|---:|']
+    for k, v in med.items():
+        lines.append(f'| {k} | {v:.2f} | {v / key_ms:.2f} |')
+    print('\n'.join(lines), file=sys.stderr)
+    del np
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv: list[str] | None = None) -> str:
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f'building {", ".join(args.models)} ...', file=sys.stderr)
-    cases = [setup_case(name, args) for name in args.models]
-    gemm = statistics.median([gemm_gflops(args.gemm_size)] + run_rounds(cases, args))
-    table = markdown_table([c.row for c in cases], args, gemm)
-    print(table)
+    import torch
+
+    from lightflow.io import atomic_write
+    from lightflow.sysinfo import cpu_name
+    out = [f'### Light Flow CPU latency (ms, batch 1, fp32): {cpu_name()}, torch {torch.__version__}', '']
+    for threads in args.threads:
+        for size in args.sizes:
+            out.append(flow_table(threads, size, args))
+    if not args.no_nonkey:
+        import importlib.util
+        if importlib.util.find_spec('mmdet') is None:
+            print('mmdet not installed: skipping the non-key step profile', file=sys.stderr)
+        else:
+            for threads in args.threads:
+                out.append(nonkey_table(threads, args))
+    text = '\n'.join(out)
+    print(text)
     if args.out:
         with atomic_write(args.out, 'w') as f:
-            f.write(table)
+            f.write(text)
+    return text
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -16,11 +16,17 @@ atomically). ``file_name`` is relative to the ILSVRC root (``Data/VID/train/<...
   video; objects of other classes are dropped. Each DET object gets its own ``instance_id``.
 - Boxes: ``[xmin, ymin, xmax - xmin, ymax - ymin]`` (mmtracking's / FGFA's convention for these 0-based XML
   coordinates; no VOC ``+1``), ``area = w * h``.
+- Bad XML is an error naming the file: an image size that is not a positive integer, a coordinate that is not a
+  finite number, an inverted box (``xmax < xmin`` or ``ymax < ymin``), a ``<trackid>`` / ``<occluded>`` /
+  ``<generated>`` that is not an integer. A zero-width or zero-height box is kept as it is (the JSON stays a faithful
+  copy of the XML); ``CocoVIDDataset``, like mmdet's datasets, skips boxes under 1 px when it loads the file. The JSON
+  is standard (``allow_nan=False``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -29,6 +35,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lightflow.cli import ArgumentParser, check_output_dir, run_main  # noqa: E402
 from lightflow.io import atomic_write  # noqa: E402
 
 # The 30 ImageNet VID classes: WordNet id -> name (category ids 1..30 in this order).
@@ -45,8 +52,23 @@ WNID_TO_CAT = {wnid: i + 1 for i, (wnid, _) in enumerate(VID_CLASSES)}
 CATEGORIES = [dict(id=i + 1, name=name, wnid=wnid) for i, (wnid, name) in enumerate(VID_CLASSES)]
 
 
+def _int_field(element: ET.Element, tag: str, path: Path, where: str, default: int | None = None) -> int | None:
+    """The integer in ``element``'s ``<tag>`` (``default`` when absent or empty); ``ValueError`` naming the file."""
+    text = element.findtext(tag)
+    if text is None or not text.strip():
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f'{path}: {where}<{tag}> must be an integer, got {text.strip()!r}') from None
+
+
 def parse_xml(path: Path) -> dict:
-    """Read one ILSVRC XML: ``{'width', 'height', 'objects': [{'wnid', 'bbox' (x, y, w, h), 'trackid', ...}]}``."""
+    """Read one ILSVRC XML: ``{'width', 'height', 'objects': [{'wnid', 'bbox' (x, y, w, h), 'trackid', ...}]}``.
+
+    Raises ``ValueError`` naming ``path`` for anything that would put a wrong number in the JSON (see the module
+    docstring).
+    """
     try:
         root = ET.parse(path).getroot()
     except ET.ParseError as err:
@@ -56,21 +78,26 @@ def parse_xml(path: Path) -> dict:
         width, height = int(size.findtext('width')), int(size.findtext('height'))
     except (AttributeError, TypeError, ValueError):
         raise ValueError(f'{path}: missing or bad <size><width>/<height>') from None
+    if width <= 0 or height <= 0:
+        raise ValueError(f'{path}: image size must be positive, got <width>{width}</width> <height>{height}</height>')
     objects = []
-    for obj in root.findall('object'):
+    for index, obj in enumerate(root.findall('object')):
+        where = f'object {index} '
         box = obj.find('bndbox')
         try:
             xmin, ymin, xmax, ymax = (float(box.findtext(k)) for k in ('xmin', 'ymin', 'xmax', 'ymax'))
         except (AttributeError, TypeError, ValueError):
-            raise ValueError(f'{path}: object without a valid <bndbox>') from None
+            raise ValueError(f'{path}: {where}has no valid <bndbox>') from None
+        corners = f'xmin={xmin:g} ymin={ymin:g} xmax={xmax:g} ymax={ymax:g}'
+        if not all(math.isfinite(v) for v in (xmin, ymin, xmax, ymax)):
+            raise ValueError(f'{path}: {where}has a non-finite box {corners}')
         if xmax < xmin or ymax < ymin:
-            raise ValueError(f'{path}: bad box xmin={xmin} ymin={ymin} xmax={xmax} ymax={ymax}')
-        trackid = obj.findtext('trackid')
+            raise ValueError(f'{path}: {where}has an inverted box {corners}')
         objects.append(dict(wnid=(obj.findtext('name') or '').strip(),
                             bbox=[xmin, ymin, xmax - xmin, ymax - ymin],
-                            trackid=None if trackid is None else int(trackid),
-                            occluded=int(obj.findtext('occluded') or 0),
-                            generated=int(obj.findtext('generated') or 0)))
+                            trackid=_int_field(obj, 'trackid', path, where),
+                            occluded=_int_field(obj, 'occluded', path, where, 0),
+                            generated=_int_field(obj, 'generated', path, where, 0)))
     return dict(width=width, height=height, objects=objects)
 
 
@@ -104,7 +131,7 @@ def convert_vid(root: Path, split: str) -> dict:
     coco = dict(categories=CATEGORIES, videos=[], images=[], annotations=[])
     ann_dir = root / 'Annotations' / 'VID' / split
     instance_ids: dict[tuple[int, int], int] = {}
-    for video in tqdm(list_vid_videos(root, split), desc=f'VID {split}', unit='video'):
+    for video in tqdm(list_vid_videos(root, split), desc=f'VID {split}', unit='video', disable=None):
         xmls = sorted((ann_dir / video).glob('*.xml'))
         if not xmls:
             raise FileNotFoundError(f'{ann_dir / video}: listed video has no XML annotations')
@@ -148,7 +175,7 @@ def convert_det(root: Path, det_list: Path | None = None) -> dict:
             raise FileNotFoundError(f'{ann_dir}: no DET train annotations')
         xmls = sorted(ann_dir.rglob('*.xml'))
     coco = dict(categories=CATEGORIES, videos=[], images=[], annotations=[])
-    for xml in tqdm(xmls, desc='DET train', unit='image'):
+    for xml in tqdm(xmls, desc='DET train', unit='image', disable=None):
         if not xml.is_file():
             raise FileNotFoundError(f'{xml}: listed DET annotation not found')
         info = parse_xml(xml)
@@ -170,7 +197,7 @@ OUTPUT_NAMES = {'train': 'imagenet_vid_train.json', 'val': 'imagenet_vid_val.jso
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('root', type=Path, help='ILSVRC root with Annotations/, Data/, ImageSets/')
     parser.add_argument('out_dir', type=Path, help='folder for the JSON files')
     parser.add_argument('--splits', nargs='+', default=['train', 'val', 'det'], choices=sorted(OUTPUT_NAMES))
@@ -183,12 +210,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     args = parse_args(argv)
     if not (args.root / 'Annotations').is_dir():
         raise FileNotFoundError(f'{args.root}: not an ILSVRC root (no Annotations/ folder)')
+    check_output_dir(args.out_dir, 'OUT_DIR')
     results = {}
     for split in args.splits:
         coco = convert_det(args.root, args.det_list) if split == 'det' else convert_vid(args.root, split)
         path = args.out_dir / OUTPUT_NAMES[split]
         with atomic_write(path, 'w') as f:
-            json.dump(coco, f)
+            json.dump(coco, f, allow_nan=False)  # a NaN would make the file unreadable for strict parsers
         print(f'{split}: {len(coco["videos"])} videos, {len(coco["images"])} images, '
               f'{len(coco["annotations"])} boxes -> {path}')
         results[split] = coco
@@ -196,4 +224,4 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(run_main(main))

@@ -22,12 +22,14 @@ from typing import Iterator
 
 import numpy as np
 
+from lightflow.cli import ArgumentParser, check_device, check_output_dir, positive_float, positive_int, run_main
+
 IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp'}
 VIDEO_EXTS = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.gif'}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='Estimate optical flow with Light Flow; writes NAME.flo and NAME.png (colour) per pair.',
         epilog='A checkpoint is required (directly, or named by the config): the tool refuses to run random weights.')
     parser.add_argument('model', metavar='CHECKPOINT_OR_CONFIG',
@@ -36,9 +38,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('inputs', nargs='+', metavar='INPUT',
                         help='two images (a pair), one folder of frames, or one video file')
     parser.add_argument('--out', required=True, help='output folder')
-    parser.add_argument('--width', type=float, help='expected width multiplier; error if the checkpoint differs')
-    parser.add_argument('--max-flow', type=float, help='flow magnitude of full colour saturation (default per frame)')
-    parser.add_argument('--max-pairs', type=int, default=None, help='stop after this many pairs (long videos)')
+    parser.add_argument('--width', type=positive_float,
+                        help='expected width multiplier; error if the checkpoint differs')
+    parser.add_argument('--max-flow', type=positive_float,
+                        help='flow magnitude of full colour saturation (default per frame)')
+    parser.add_argument('--max-pairs', type=positive_int, default=None, help='stop after this many pairs (long videos)')
     parser.add_argument('--device', default=None, help='torch device (default: cuda if available, else cpu)')
     return parser.parse_args(argv)
 
@@ -164,8 +168,7 @@ def _frames(kind: str, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def write_png(path: Path, img: np.ndarray) -> None:
-    from lightflow.engine.hooks import encode_png
-    from lightflow.io import atomic_write
+    from lightflow.io import atomic_write, encode_png
 
     with atomic_write(path) as f:
         f.write(encode_png(img))
@@ -178,15 +181,11 @@ def run(args: argparse.Namespace) -> list[Path]:
 
     from lightflow import estimate_flow, flow_to_color, write_flo
 
-    if args.max_pairs is not None and args.max_pairs < 1:
-        raise ValueError(f'--max-pairs must be >= 1, got {args.max_pairs}')
+    out = check_output_dir(args.out, '--out')
+    device = check_device(args.device) or ('cuda' if torch.cuda.is_available() else 'cpu')
     kind, paths = collect_inputs(args.inputs)
-    device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    model = load_model(args.model, args.width, device)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f'--out {out}: exists and is not a folder')
     check_outputs(kind, paths, out)
+    model = load_model(args.model, args.width, device)
     out.mkdir(parents=True, exist_ok=True)
     total = len(paths) - 1 if kind != 'video' else (lambda n: None if n is None else max(n - 1, 0))(
         _video_length(paths[0]))
@@ -247,7 +246,4 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -23,6 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lightflow.cli import (ArgumentParser, check_device, load_fitting_checkpoint, positive_float,  # noqa: E402
+                           positive_int, run_main)
+
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff', '.webp'}
 
 
@@ -119,15 +122,12 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
     from mmengine.dataset import pseudo_collate
     from tqdm import tqdm
 
-    from mmdet.apis import init_detector
-
     frames, video_fps, length = open_frames(video)
     try:
         first = next(frames)
     except StopIteration:
         raise ValueError(f'{video}: no frames could be read (empty video or folder without images)') from None
-    # cfg_options={} (not None): init_detector would otherwise look for model.backbone, absent in video models.
-    model = init_detector(config, checkpoint, palette='random', device=device, cfg_options={})
+    model = _load_detector(config, checkpoint, device)
     if key_frame_interval is not None:
         if not hasattr(model, 'key_frame_interval'):
             raise ValueError(f'--key-frame-interval: {type(model).__name__} has no key-frame schedule')
@@ -189,22 +189,58 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
     return stats
 
 
+def _load_detector(config: str, checkpoint: str, device: str):
+    """The detector of ``config`` with the weights of ``checkpoint``, in eval mode on ``device``.
+
+    ``init_detector(config, checkpoint)`` loads non-strictly: a checkpoint of another model (a Light Flow one, say)
+    only logs the missing keys and the demo runs a randomly initialised detector. Here the model is built without
+    weights, :func:`lightflow.cli.load_fitting_checkpoint` refuses a checkpoint that lacks any of its weights (loaded
+    ``weights_only=True``), and the class names come from the checkpoint's ``meta`` as ``init_detector`` reads them.
+    """
+    import warnings
+
+    # Noise for a demo: the weights come next; no metrics are computed. (init_detector resets the warning filters,
+    # so the warnings are recorded, and all others shown again.)
+    expected = ('checkpoint is None', 'faster_coco_eval is not installed')
+    with warnings.catch_warnings(record=True) as caught:
+        from mmdet.apis import init_detector
+
+        # cfg_options={} (not None): init_detector would otherwise look for model.backbone, absent in video models.
+        model = init_detector(config, None, palette='random', device='cpu', cfg_options={})
+    for w in caught:
+        if not str(w.message).startswith(expected):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    ckpt = load_fitting_checkpoint(model, checkpoint, config)
+    state = ckpt.get('state_dict', ckpt)
+    model.load_state_dict({k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()},
+                          strict=False)  # every weight of the model is there (checked); extra entries are ignored
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    if isinstance(meta.get('dataset_meta'), dict):
+        model.dataset_meta = dict({k.lower(): v for k, v in meta['dataset_meta'].items()}, palette='random')
+    elif 'CLASSES' in meta:  # mmdet 2.x checkpoints
+        model.dataset_meta = dict(classes=meta['CLASSES'], palette='random')
+    else:
+        print(f'warning: {checkpoint} names no classes (meta.dataset_meta); labels are COCO class names',
+              file=sys.stderr)
+    return model.to(device).eval()
+
+
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     yield first
     yield from rest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('video', help='video file or folder of frames')
     parser.add_argument('--out', required=True, help='output .mp4')
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--device', default='cpu')
-    parser.add_argument('--key-frame-interval', type=int, default=None,
+    parser.add_argument('--key-frame-interval', type=positive_int, default=None,
                         help="override the video detector's key-frame interval")
-    parser.add_argument('--fps', type=float, default=None, help='output fps (default: the input\'s, or 25)')
+    parser.add_argument('--fps', type=positive_float, default=None, help='output fps (default: the input\'s, or 25)')
     parser.add_argument('--max-frames', type=int, default=None)
     return parser.parse_args(argv)
 
@@ -215,17 +251,21 @@ def main(argv: list[str] | None = None) -> dict:
         raise ValueError(f'--score-thr must be in [0, 1], got {args.score_thr}')
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f'--max-frames must be >= 1, got {args.max_frames}')
+    check_device(args.device)
     out, video = Path(args.out).resolve(), Path(args.video).resolve()
     if out == video or (video.is_dir() and video in out.parents):
         raise ValueError(f'--out {args.out}: would overwrite the input {args.video}; choose another path')
     if out.is_dir():
         raise ValueError(f'--out {args.out}: is a folder; give the .mp4 file to write')
+    parent = next(p for p in out.parents if p.exists())
+    if not parent.is_dir():
+        raise ValueError(f'--out {args.out}: {parent} is a file, not a folder')
+    for path, what in ((args.config, 'config file'), (args.checkpoint, 'checkpoint')):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f'{path}: no such {what}')
     return run_demo(args.config, args.checkpoint, args.video, args.out, args.score_thr, args.device,
                     args.key_frame_interval, args.fps, args.max_frames)
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -38,6 +38,8 @@ from typing import Callable
 
 import numpy as np
 
+from lightflow.cli import ArgumentParser, check_output_dir, positive_int, run_main
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / 'shared' / 'data'
 BASELINES = ('zero flow', 'DIS ultrafast', 'DIS fast', 'DIS medium')
@@ -45,7 +47,7 @@ _ITER_CKPT = re.compile(r'iter_(\d+)\.pth')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description='EPE on real pairs with GT (Flying Chairs, RubberWhale) next to zero flow and OpenCV DIS, a '
                     'photometric warp error on real video, and optionally mean EPE over a training run.')
     parser.add_argument('models', nargs='*', metavar='MODEL', help='checkpoint (.pth) or pretrained name')
@@ -56,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='training pairs per iteration (global batch), one value or one per WORK_DIR')
     parser.add_argument('--pairs-offset', nargs='+', type=int, metavar='P',
                         help='pairs seen before each WORK_DIR (default: continue from the previous stage)')
-    parser.add_argument('--video-max-side', type=int, default=1280,
+    parser.add_argument('--video-max-side', type=positive_int, default=1280,
                         help='downscale video frames whose longer side exceeds this (default 1280: 1080p -> 720p)')
     parser.add_argument('--video-max-pairs', type=int, default=None,
                         help='at most this many frame pairs per video (default all; 0 skips the warp-error column)')
@@ -323,6 +325,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if not Path(args.data).is_dir():
         raise FileNotFoundError(f'{args.data}: no such data folder (the shared real samples, see SOURCES.md there)')
+    out = check_output_dir(args.out_dir, '--out-dir')
     import cv2
     import torch
 
@@ -335,7 +338,6 @@ def main(argv: list[str] | None = None) -> dict:
     for label, source in zip(_labels(args.models), args.models):
         model = load_model(source)
         models[f'Light Flow α={model.width_mult:g} ({label})'] = model
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = {}
     if args.models or not args.curve:
@@ -347,7 +349,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -16,9 +16,11 @@ import re
 import sys
 from pathlib import Path
 
+from lightflow.cli import ArgumentParser, run_main
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Write a slim pretrained Light Flow file and print its registry line.')
+    parser = ArgumentParser(description='Write a slim pretrained Light Flow file and print its registry line.')
     parser.add_argument('checkpoint', help='train_flow.py checkpoint or LightFlow state dict (.pth)')
     parser.add_argument('out', help='output .pth (normally lightflow/weights/<name>.pth)')
     parser.add_argument('--name', help='registry name (default: the stem of OUT)')
@@ -64,7 +66,4 @@ def main(argv: list[str] | None = None) -> str:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -13,17 +13,17 @@ import math
 import sys
 from pathlib import Path
 
-from mmengine.config import DictAction
+from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir, load_fitting_checkpoint, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Test a video detector (mmengine Runner).')
+    parser = ArgumentParser(description='Test a video detector (mmengine Runner).')
     parser.add_argument('config', help='config file under configs/vid/')
     parser.add_argument('checkpoint', help='checkpoint of that config (tools/train_vid.py output)')
     parser.add_argument('--key-frame-interval', type=int, help='override the config\'s test key_frame_interval')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
     parser.add_argument('--out', help='also write the metrics as JSON to this file')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config keys; data_root=DIR re-points the datasets')
     return parser.parse_args(argv)
 
@@ -55,14 +55,18 @@ def main(argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
     if args.key_frame_interval is not None and args.key_frame_interval < 1:
         raise ValueError(f'--key-frame-interval must be >= 1, got {args.key_frame_interval}')
+    if args.work_dir is not None:
+        check_output_dir(args.work_dir, '--work-dir')
     from mmengine.runner import Runner
 
     from lightflow.io import atomic_write
-    from mmdet_plugin.models import load_vid_config, run_video_test
+    from mmdet_plugin.models import load_vid_config, run_video_test, unwrap_video_detector
 
     cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(cfg)
+    # mmengine loads non-strictly: refuse a checkpoint of another model instead of testing random weights.
+    load_fitting_checkpoint(unwrap_video_detector(runner.model), args.checkpoint, args.config)
     metrics = run_video_test(runner, args.key_frame_interval)
     print(format_metrics(metrics))
     if args.out:
@@ -72,7 +76,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -12,11 +12,11 @@ import argparse
 import os
 import sys
 
-from mmengine.config import DictAction
+from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train Light Flow (mmengine Runner).')
+    parser = ArgumentParser(description='Train Light Flow (mmengine Runner).')
     parser.add_argument('config', help='config file, e.g. configs/lightflow/lightflow_w1.0_2xb64-403e_flyingchairs.py')
     parser.add_argument('--work-dir', help='where logs, checkpoints, TensorBoard and vis/ go '
                         '(default: work_dirs/<config name>)')
@@ -24,7 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
     parser.add_argument('--amp', nargs='?', const='fp16', choices=['fp16', 'bf16'], default=None,
                         help='mixed precision (AmpOptimWrapper; needs a GPU): fp16 (default) or bf16')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config keys, e.g. train_cfg.max_iters=100; data_root=DIR re-points every '
                              'dataset root that uses the config\'s data_root')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -37,6 +37,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.work_dir is not None:
+        check_output_dir(args.work_dir, '--work-dir')
     from lightflow.engine import load_config, train_from_cfg
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
@@ -44,7 +46,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -9,18 +9,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mmengine.config import DictAction
+from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Train a video detector (mmengine Runner).')
+    parser = ArgumentParser(description='Train a video detector (mmengine Runner).')
     parser.add_argument('config', help='config file under configs/vid/')
     parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
     parser.add_argument('--amp', nargs='?', const='fp16', choices=['fp16', 'bf16'], default=None,
                         help='mixed precision (AmpOptimWrapper; needs a GPU): fp16 (default) or bf16')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config keys, e.g. train_cfg.max_epochs=1; data_root=DIR re-points every '
                              'dataset that uses the config\'s data_root')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -30,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.work_dir is not None:
+        check_output_dir(args.work_dir, '--work-dir')
     from lightflow.engine import train_from_cfg
     from mmdet_plugin.models import load_vid_config
 
@@ -38,7 +40,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -5,6 +5,6 @@ _base_ = [
     '_base_/schedules/adam_70k.py',
     '_base_/default_runtime.py',
 ]
-train_dataloader = dict(sampler=dict(type='InfiniteSampler', shuffle=True))
+train_dataloader = dict(sampler=dict(type='SeededInfiniteSampler', shuffle=True))
 default_hooks = dict(checkpoint=dict(by_epoch=False, interval=5000), logger=dict(log_metric_by_epoch=False))
 log_processor = dict(by_epoch=False)

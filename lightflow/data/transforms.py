@@ -6,7 +6,8 @@ Between transforms a sample is numpy: images (H, W, 3) uint8 or float32 in 0..25
 the rule that invalid pixels hold zero flow.
 
 Random transforms draw from torch's global RNG, which PyTorch reseeds per DataLoader worker and mmengine seeds per run,
-so augmentation is repeatable and differs between workers.
+so augmentation is repeatable and differs between workers. In training, ``lightflow.engine``'s seeded samplers reseed
+it per sample from the sample's position in the run, so a resumed run augments exactly as an uninterrupted one.
 """
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend, io as mm_io, register_backend
 from mmengine.hooks import CheckpointHook
-from mmengine.registry import HOOKS
 
 from ..io import atomic_write
+from .registry import HOOKS
 
 __all__ = ['AtomicLocalBackend', 'AtomicCheckpointHook']
 

@@ -45,10 +45,13 @@ def set_data_root(cfg: Config, data_root: str) -> int:
 
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
     """``Config.fromfile`` + ``--cfg-options`` (``data_root`` handled by :func:`set_data_root`) + work_dir default
-    ``work_dirs/<config name>``."""
+    ``work_dirs/<config name>``; an old flow config without ``default_scope`` gets ``'lightflow'``."""
     if not Path(path).is_file():
         raise FileNotFoundError(f'{path}: no such config file')
     cfg = Config.fromfile(path)
+    imports = (cfg.get('custom_imports') or {}).get('imports') or []
+    if cfg.get('default_scope') is None and 'lightflow.engine' in imports:
+        cfg.default_scope = 'lightflow'  # configs dumped before the flow classes moved to their own scope
     options = dict(cfg_options or {})
     if 'data_root' in options:
         set_data_root(cfg, str(options.pop('data_root')))

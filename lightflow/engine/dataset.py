@@ -4,11 +4,11 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from mmengine.registry import DATASETS
 from mmengine.structures import BaseDataElement
 from torch.utils.data import Dataset
 
 from .. import data as lf_data
+from .registry import DATASETS
 
 __all__ = ['FlowDataset', 'build_flow_transforms', 'DATASET_TYPES', 'TRANSFORM_PRESETS']
 
@@ -70,6 +70,9 @@ class FlowDataset(Dataset):
             root='data/FlyingChairs_release/', split='val')``.
         transforms: see :func:`build_flow_transforms`.
 
+    An index from a seeded sampler (:class:`~lightflow.engine.sampler.SeededIndex`) runs the transforms on torch's
+    RNG seeded with its ``seed``, so the augmentation depends only on the sample's position in the run.
+
     Each item is ``dict(inputs=(2, 3, H, W) float32 RGB 0..255 pair, data_samples=BaseDataElement(flow=(2, H, W)
     float32 px, valid=(H, W) bool; metainfo ori_shape=(H, W), sample_idx))``; ``pseudo_collate`` batches them
     into lists (a data element keeps its tuples intact, where a plain dict would be transposed by the collate).
@@ -88,7 +91,15 @@ class FlowDataset(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict:
-        img1, img2, flow, valid = self.dataset[index]
+        seed = getattr(index, 'seed', None)  # a SeededIndex from SeededInfiniteSampler / SeededDefaultSampler
+        index = int(index)
+        if seed is None:
+            img1, img2, flow, valid = self.dataset[index]
+        else:
+            # The transforms draw from torch's global CPU RNG: seed it for this sample only.
+            with torch.random.fork_rng(devices=[]):
+                torch.random.default_generator.manual_seed(seed)
+                img1, img2, flow, valid = self.dataset[index]
         pair = torch.stack([torch.as_tensor(img1), torch.as_tensor(img2)]).float()
         sample = BaseDataElement(metainfo=dict(ori_shape=tuple(pair.shape[-2:]), sample_idx=int(index)),
                                  flow=torch.as_tensor(flow).float(), valid=torch.as_tensor(valid).bool())

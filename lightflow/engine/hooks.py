@@ -1,27 +1,23 @@
-"""Hooks: colour flow pictures of validation samples, and Light Flow hyperparameters in every checkpoint."""
+"""Hooks: colour flow pictures of validation samples, Light Flow hyperparameters and RNG states in every checkpoint."""
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import get_rank, is_main_process
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import HOOKS
 
 from ..checkpoint import lightflow_config
-from ..io import atomic_write
+from ..io import atomic_write, encode_png
 from ..viz import flow_to_color
+from .registry import HOOKS
 
-__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'ValidateBeforeTrainHook', 'encode_png', 'flow_panel']
-
-
-def encode_png(img: np.ndarray) -> bytes:
-    """uint8 (H, W, 3) RGB -> PNG bytes."""
-    import imageio.v3 as iio
-
-    return iio.imwrite('<bytes>', img, extension='.png')
+__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'RNGStateHook', 'ValidateBeforeTrainHook', 'encode_png',
+           'flow_panel', 'get_rng_states', 'set_rng_states']
 
 
 def flow_panel(img1: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor | None = None,
@@ -102,3 +98,80 @@ class ValidateBeforeTrainHook(Hook):
     def before_train(self, runner) -> None:
         if runner.iter == 0 and runner.val_loop is not None:
             runner.val_loop.run()
+
+
+def get_rng_states() -> dict[str, Any]:
+    """The global RNG states (python ``random``, numpy, torch CPU and the current CUDA device) as tensors and plain
+    values, so a checkpoint holding them still loads with ``torch.load(weights_only=True)``."""
+    version, mt, gauss_next = random.getstate()
+    np_kind, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    states = dict(python=dict(version=version, state=torch.tensor(mt, dtype=torch.int64), gauss_next=gauss_next),
+                  numpy=dict(kind=np_kind, keys=torch.from_numpy(np_keys.astype(np.int64)), pos=int(np_pos),
+                             has_gauss=int(np_has_gauss), cached_gaussian=float(np_gauss)),
+                  torch=torch.get_rng_state())
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states['cuda'] = torch.cuda.get_rng_state()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_states` returned (the CUDA state only where CUDA is available)."""
+    py = states['python']
+    random.setstate((py['version'], tuple(int(v) for v in py['state'].tolist()), py['gauss_next']))
+    npy = states['numpy']
+    np.random.set_state((npy['kind'], npy['keys'].cpu().numpy().astype(np.uint32), npy['pos'], npy['has_gauss'],
+                         npy['cached_gaussian']))
+    torch.set_rng_state(states['torch'].cpu())
+    if 'cuda' in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state(states['cuda'].cpu())
+
+
+@HOOKS.register_module()
+class RNGStateHook(Hook):
+    """Makes ``--resume`` continue the global random streams of the uninterrupted run.
+
+    Every checkpoint stores :func:`get_rng_states` as ``checkpoint['rng_states']``. On resume they are restored just
+    before the first resumed iteration (after mmengine has reseeded and the data loader has started), so random ops in
+    the model continue where the saved run was. Validation during training is RNG-neutral: the states are put back
+    after each validation, so the training streams do not depend on when, or whether, validation runs. ``load_from``
+    without resume (fine-tuning) keeps the fresh seed. The data's own randomness is made resumable by the seeded
+    samplers (:mod:`lightflow.engine.sampler`), not by this hook.
+
+    Distributed: the checkpoint holds rank 0's states; every rank restores them unless ``randomness.diff_rank_seed``
+    gave the ranks different streams, in which case only rank 0 does.
+    """
+
+    priority = 'VERY_HIGH'  # restore before any other hook's before_train_iter may draw
+
+    def __init__(self) -> None:
+        self._loaded = False
+        self._pending: dict[str, Any] | None = None
+        self._before_val: dict[str, Any] | None = None
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['rng_states'] = get_rng_states()
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        self._loaded, self._pending = True, checkpoint.get('rng_states')
+
+    def before_train(self, runner) -> None:
+        if runner.iter == 0:  # load_from without resume: keep the fresh seed
+            self._pending = None
+        elif self._loaded and self._pending is None:
+            runner.logger.warning('RNGStateHook: the resumed checkpoint holds no RNG states (saved without this hook); '
+                                  'random draws after the resume differ from the uninterrupted run')
+        elif get_rank() != 0 and (runner.cfg.get('randomness') or {}).get('diff_rank_seed', False):
+            self._pending = None
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self._pending is not None:
+            set_rng_states(self._pending)
+            self._pending = None
+
+    def before_val(self, runner) -> None:
+        self._before_val = get_rng_states()
+
+    def after_val(self, runner) -> None:
+        if self._before_val is not None:
+            set_rng_states(self._before_val)
+            self._before_val = None

@@ -5,9 +5,9 @@ from typing import Sequence
 
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger
-from mmengine.registry import METRICS
 
 from ..metrics import METRIC_KEYS, flow_metric_sums, metrics_from_sums
+from .registry import METRICS
 
 __all__ = ['FlowMetric']
 

@@ -1,5 +1,5 @@
-"""Light Flow as an mmengine model: the training loss and batch preparation. The checkpoint loaders live in
-:mod:`lightflow.checkpoint` (pure torch) and are re-exported here."""
+"""Light Flow as an mmengine model and its batch preparation. The loss (:mod:`lightflow.losses`) and the checkpoint
+loaders (:mod:`lightflow.checkpoint`) are pure torch and re-exported here."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,69 +7,20 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
-from mmengine.registry import MODELS
 from torch import Tensor
 
 from ..checkpoint import (_torch_load, checkpoint_width, lightflow_state_dict, load_lightflow_checkpoint,  # noqa: F401
                           load_lightflow_weights)
 from ..inference import estimate_flow, pad_to_multiple
+from ..runtime import BACKENDS
+from ..losses import downsample_flow_target, flow_l1_loss  # noqa: F401  (re-exported)
 from ..models.lightflow import LightFlowConfig, build_lightflow
 from ..pretrained import resolve_weights
+from .registry import MODELS
 
 __all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'flow_l1_loss', 'downsample_flow_target',
            'load_lightflow_checkpoint', 'load_lightflow_weights', 'lightflow_state_dict',
            'checkpoint_width']
-
-
-def downsample_flow_target(flow: Tensor, valid: Tensor, factor: int) -> tuple[Tensor, Tensor]:
-    """Area-downsample GT flow by ``factor``, averaging only valid pixels.
-
-    Args:
-        flow: (N, 2, H, W) GT flow in pixels (values are *not* rescaled: FlowNet predicts full-res pixels / div_flow).
-        valid: (N, H, W) bool mask.
-        factor: integer downsampling factor (4 for Light Flow's 1/4 output); H and W must be multiples of it.
-
-    Returns:
-        ``(target, cell_valid)``: (N, 2, H/f, W/f) masked mean ``sum(flow * valid) / sum(valid)`` per f x f cell
-        (0 where no pixel is valid) and the (N, H/f, W/f) bool mask of cells with at least one valid pixel.
-    """
-    if flow.shape[-2] % factor or flow.shape[-1] % factor:
-        raise ValueError(f'flow size {tuple(flow.shape[-2:])} is not a multiple of the downsampling factor {factor}')
-    v = valid.unsqueeze(1).to(flow.dtype)
-    # where() rather than multiply: an invalid pixel may hold NaN or 1e9, and NaN * 0 is NaN.
-    flow = torch.where(v > 0, flow, torch.zeros_like(flow))
-    frac = F.avg_pool2d(v, factor)  # (N, 1, h, w) fraction of valid pixels per cell
-    mean = F.avg_pool2d(flow, factor)  # sum(flow * valid) / f^2
-    target = mean / frac.clamp_min(1e-12) * (frac > 0)
-    return target, frac[:, 0] > 0
-
-
-def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float) -> Tensor:
-    """Light Flow training loss: L1 between the averaged 1/4-res prediction and the area-downsampled GT / div_flow.
-
-    Exact reduction: per 1/4-res cell the L1 of the 2-vector, ``|du| + |dv|``, is taken in units of px / div_flow,
-    then averaged (unweighted) over the cells that contain at least one valid GT pixel. Cells without any valid pixel
-    (sparse KITTI GT, padding) are left out; with no valid cell at all the loss is 0 (and still differentiable).
-
-    Args:
-        pred: (N, 2, h, w) network output (flow / div_flow at 1/4 resolution).
-        flow: (N, 2, H, W) GT flow in pixels, H = f * h, W = f * w.
-        valid: (N, H, W) bool mask.
-        div_flow: the target scale (20 for FlowNet / Light Flow).
-
-    Returns:
-        scalar loss.
-    """
-    if pred.dim() != 4 or pred.shape[1] != 2 or flow.shape[:2] != pred.shape[:2]:
-        raise ValueError(f'pred must be (N, 2, h, w) matching flow (N, 2, H, W), got {tuple(pred.shape)} and '
-                         f'{tuple(flow.shape)}')
-    factor = flow.shape[-1] // pred.shape[-1]
-    if factor < 1 or flow.shape[-2:] != (pred.shape[-2] * factor, pred.shape[-1] * factor):
-        raise ValueError(f'GT size {tuple(flow.shape[-2:])} is not an integer multiple of the prediction size '
-                         f'{tuple(pred.shape[-2:])}')
-    target, cells = downsample_flow_target(flow, valid, factor)
-    l1 = (pred - target / div_flow).abs().sum(dim=1)  # (N, h, w)
-    return (l1 * cells).sum() / cells.sum().clamp_min(1)
 
 
 @MODELS.register_module()
@@ -106,20 +57,32 @@ class LightFlowModel(BaseModel):
         data_preprocessor: config of the batch preprocessor (default :class:`FlowDataPreprocessor`; on-device synthetic
             data: ``SyntheticFlowPreprocessor``).
         channels_last: run the network in channels-last memory format (faster convolutions on GPUs, with AMP).
+        inference_backend: backend of ``estimate_flow`` in predict mode (``'torch'`` default, ``'auto'``,
+            ``'onnxruntime'``, ``'openvino'``; see :class:`lightflow.FlowEstimator`).
         init_cfg: mmengine init config.
         **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
     """
 
     def __init__(self, width_mult: float = 1.0, div_flow: float = 20.0, pretrained: str | None = None,
-                 data_preprocessor: dict | None = None, channels_last: bool = False, init_cfg: dict | None = None,
-                 **lightflow_cfg) -> None:
-        super().__init__(data_preprocessor=data_preprocessor or dict(type='FlowDataPreprocessor'), init_cfg=init_cfg)
+                 data_preprocessor: dict | BaseDataPreprocessor | None = None, channels_last: bool = False,
+                 inference_backend: str = 'torch', init_cfg: dict | None = None, **lightflow_cfg) -> None:
+        # Built here, in the lightflow scope: a LightFlowModel made in plain Python (no Runner, or an mmdet Runner's
+        # scope current) must still find FlowDataPreprocessor.
+        preprocessor = data_preprocessor or dict(type='FlowDataPreprocessor')
+        if isinstance(preprocessor, dict):
+            preprocessor = MODELS.build(preprocessor)
+        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         unknown = set(lightflow_cfg) - set(LightFlowConfig.__dataclass_fields__)
         if unknown:
             raise ValueError(f'LightFlowModel: unknown Light Flow hyperparameters {sorted(unknown)}')
         self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
         if pretrained:
             load_lightflow_weights(self.flownet, resolve_weights(pretrained))
+        if inference_backend not in BACKENDS:
+            raise ValueError(f'inference_backend must be one of {BACKENDS}, got {inference_backend!r}')
+        # 'torch' by default: during training the weights change between validations, and a runtime backend would
+        # export and compile again each time (~0.3-1 s per input shape); tools/test_flow.py picks 'auto'.
+        self.inference_backend = inference_backend
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.flownet.to(memory_format=torch.channels_last)  # Module.to(device) later keeps this layout
@@ -182,9 +145,9 @@ class LightFlowModel(BaseModel):
     def predict(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None) -> list[dict]:
         """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (bilinear upsample x div_flow)."""
         if isinstance(inputs, Tensor):
-            flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1]))
+            flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1], backend=self.inference_backend))
         else:  # pairs of different sizes: one at a time
-            flows = [estimate_flow(self.flownet, x[0], x[1])[0] for x in inputs]
+            flows = [estimate_flow(self.flownet, x[0], x[1], backend=self.inference_backend)[0] for x in inputs]
         results = []
         for i, flow in enumerate(flows):
             sample = data_samples[i] if data_samples else None

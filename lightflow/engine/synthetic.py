@@ -16,10 +16,10 @@ from __future__ import annotations
 import torch
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.registry import DATASETS, HOOKS, MODELS
 
 from ..data.synthetic import SyntheticFlowGenerator, SyntheticIndices
 from .model import FlowDataPreprocessor
+from .registry import DATASETS, HOOKS, MODELS
 
 __all__ = ['SyntheticFlowPreprocessor', 'MotionCurriculumHook']
 

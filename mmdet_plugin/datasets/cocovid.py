@@ -25,15 +25,21 @@ __all__ = ['CocoVIDDataset', 'ConcatVideoDataset', 'validate_cocovid']
 def validate_cocovid(data: dict, ann_file: str) -> None:
     """Check a CocoVID dict; raise ``ValueError`` naming ``ann_file`` and the first offending image or video.
 
-    Checks: ``images`` is a list; every image has ``video_id`` and ``frame_id``; frame ids are unique within a
-    video; all frames of a video have the same ``height`` x ``width``.
+    Checks: ``images`` is a list; image ids are unique (pycocotools keeps the last image of a repeated id, silently
+    dropping the others and their boxes); every image has ``video_id`` and ``frame_id``; frame ids are unique within
+    a video; all frames of a video have the same ``height`` x ``width``.
     """
     images = data.get('images')
     if not isinstance(images, list):
         raise ValueError(f'{ann_file}: no "images" list in the annotation file')
     sizes: dict[Any, tuple[Any, Any, Any]] = {}
     frames: dict[Any, set] = defaultdict(set)
+    names: dict[Any, Any] = {}
     for img in images:
+        if img.get('id') in names:
+            raise ValueError(f'{ann_file}: image id {img.get("id")} is used twice ({names[img.get("id")]} and '
+                             f'{img.get("file_name")}); image ids must be unique')
+        names[img.get('id')] = img.get('file_name')
         for key in ('video_id', 'frame_id'):
             if img.get(key) is None:
                 raise ValueError(f'{ann_file}: image id {img.get("id")} ({img.get("file_name")}) has no "{key}"; '

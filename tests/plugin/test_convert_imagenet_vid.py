@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +154,58 @@ def test_errors(ilsvrc, tmp_path):
     with pytest.raises(ValueError, match=r'000001\.xml: not a valid XML'):
         convert.main([str(ilsvrc), str(tmp_path / 'o'), '--splits', 'val'])
     assert not (tmp_path / 'o' / 'imagenet_vid_val.json').exists()
+
+
+@pytest.mark.parametrize('xml_text, message', [
+    (_xml(VAL_VIDEO, '000001', -500, 375, []),
+     'image size must be positive, got <width>-500</width> <height>375</height>'),
+    (_xml(VAL_VIDEO, '000001', 500, 0, []), 'image size must be positive, got <width>500</width> <height>0</height>'),
+    (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 5, 5)),
+                                          dict(trackid=1, wnid='n02391049', box=(0, 'nan', 5, 5))]),
+     'object 1 has a non-finite box xmin=0 ymin=nan xmax=5 ymax=5'),
+    (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 'inf', 5))]),
+     'object 0 has a non-finite box xmin=0 ymin=0 xmax=inf ymax=5'),
+    (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(10, 0, 5, 5))]),
+     'object 0 has an inverted box xmin=10 ymin=0 xmax=5 ymax=5'),
+    (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid='a', wnid='n02391049', box=(0, 0, 5, 5))]),
+     "object 0 <trackid> must be an integer, got 'a'"),
+    (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 5, 5), occluded='yes')]),
+     "object 0 <occluded> must be an integer, got 'yes'"),
+], ids=['negative-width', 'zero-height', 'nan-box', 'inf-box', 'inverted-box', 'trackid', 'occluded'])
+def test_bad_xml_values_name_the_file(ilsvrc, tmp_path, xml_text, message):
+    bad = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
+    bad.write_text(xml_text)
+    with pytest.raises(ValueError) as info:
+        convert.main([str(ilsvrc), str(tmp_path / 'o'), '--splits', 'val'])
+    assert str(info.value) == f'{bad}: {message}'
+    assert not (tmp_path / 'o' / 'imagenet_vid_val.json').exists()
+
+
+def test_zero_size_boxes_are_kept_and_json_is_standard(ilsvrc, tmp_path):
+    """A zero-width box is copied as it is (CocoVIDDataset skips boxes under 1 px); the file is strict JSON."""
+    frame = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
+    frame.write_text(_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=3, wnid='n02391049', box=(7, 5, 7, 99))]))
+    convert.main([str(ilsvrc), str(tmp_path / 'o'), '--splits', 'val'])
+
+    def refuse(constant):
+        raise AssertionError(f'non-standard JSON constant {constant}')
+
+    data = json.loads((tmp_path / 'o' / 'imagenet_vid_val.json').read_text(), parse_constant=refuse)
+    assert [(a['image_id'], a['bbox'], a['area']) for a in data['annotations']] == [
+        (1, [0.0, 5.0, 49.0, 94.0], 49.0 * 94.0), (2, [7.0, 5.0, 0.0, 94.0], 0.0), (3, [0.0, 5.0, 49.0, 94.0],
+                                                                                  49.0 * 94.0)]
+
+
+def test_cli_errors_are_one_line(ilsvrc, tmp_path):
+    bad = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
+    bad.write_text(_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 5, 5),
+                                                             occluded='1.5')]))
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'convert_imagenet_vid.py'), str(ilsvrc),
+                           str(tmp_path / 'o'), '--splits', 'val'], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert (proc.returncode, proc.stderr.strip().splitlines()) == (
+        1, [f"error: {bad}: object 0 <occluded> must be an integer, got '1.5'"]), proc.stderr[-2000:]
+    (tmp_path / 'file').write_text('x')
+    with pytest.raises(ValueError, match=r'^OUT_DIR .*file: exists and is a file, not a folder$'):
+        convert.main([str(ilsvrc), str(tmp_path / 'file'), '--splits', 'val'])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -148,3 +149,29 @@ def test_demo_with_video_detector(detector, tmp_path):
     assert stats['frames'] == 5
     written = list(iio.imiter(out))
     assert len(written) == 5 and written[0].shape == (160, 224, 3)
+
+
+def test_checkpoint_of_another_model_is_refused(detector, tmp_path):
+    """A Light Flow checkpoint for a detector config: refused in one line (it used to run a random detector)."""
+    import os
+    import subprocess
+    import sys
+
+    import lightflow
+
+    config, _ = detector
+    flow_ckpt = tmp_path / 'lightflow.pth'
+    torch.save(dict(state_dict=lightflow.lightflow_w0_5().state_dict()), flow_ckpt)
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    iio.imwrite(frames / '0.png', np.zeros((32, 48, 3), np.uint8))
+    out = tmp_path / 'out.mp4'
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'demo_video.py'), str(config), str(flow_ckpt),
+                           str(frames), '--out', str(out)], capture_output=True, text=True, env=env, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr[-3000:]
+    assert re.fullmatch(rf'error: {re.escape(str(flow_ckpt))}: (\d+) of \1 model weights missing \(e\.g\. '
+                        rf'backbone\.conv1\.conv\.weight\); is it a checkpoint of {re.escape(str(config))}\?',
+                        lines[0]), lines[0]
+    assert not out.exists()

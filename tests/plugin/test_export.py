@@ -14,7 +14,8 @@ import mmdet_plugin  # noqa: F401  (registers the plugin)
 from lightflow.runtime import available_backends
 from mmdet_plugin.export import NonKeyStep, export_nonkey_onnx, nonkey_inputs
 
-CONFIG = Path(__file__).resolve().parents[2] / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py'
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'vid'
+CONFIG = CONFIG_DIR / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py'
 
 
 @pytest.fixture(scope='module')

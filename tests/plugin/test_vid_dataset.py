@@ -103,6 +103,16 @@ def test_validation_errors(tmp_path):
         DATASETS.build(dict(type='CocoVIDDataset', ann_file=str(tmp_path / 'nope.json'), pipeline=[]))
 
 
+def test_duplicate_image_ids_are_refused(tmp_path):
+    """pycocotools keeps the last image of a repeated id: a frame and its boxes would vanish without a word."""
+    coco = _tiny_coco()
+    coco['images'][3]['id'] = 1  # video 3's only frame takes the id of video 7's frame 2
+    with pytest.raises(ValueError) as info:
+        _build(tmp_path, coco, test_mode=True)
+    assert str(info.value) == (f'{tmp_path / "ann.json"}: image id 1 is used twice (a/2.jpg and b/0.jpg); image ids '
+                               'must be unique')
+
+
 def test_key_frame_clip_sampling_fixed_schedule():
     sampler = KeyFrameClipSample(num_key_frames=2, key_frame_interval=5, random_interval=False)
     frames = list(range(30))

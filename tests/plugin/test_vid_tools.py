@@ -92,6 +92,22 @@ def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
     assert not list(tmp_path.glob('.*tmp'))  # atomic writes leave no temp files
 
 
+def test_checkpoint_of_another_config_is_refused(trained, synth_root, tmp_path):
+    """The single-frame detector's checkpoint for the DFF config lacks the motion module: refused (mmengine alone
+    would only log the missing keys and test a random Light Flow)."""
+    import re
+
+    dff_config = trained['dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid'][0]
+    single_ckpt = trained['retinanet_mobilenetv2_1xb2-6e_synthvid'][1]
+    pattern = (rf'{re.escape(str(single_ckpt))}: (\d+) of \d+ model weights missing \(e\.g\. motion\.flownet\.[^)]+\); '
+               rf'is it a checkpoint of {re.escape(str(dff_config))}\?')
+    options = ['--work-dir', str(tmp_path), '--cfg-options', f'data_root={synth_root}/']
+    for tool, extra in (('test_vid', []), ('benchmark_vid', ['--intervals', '1', '2'])):
+        with pytest.raises(ValueError) as info:
+            _load_tool(tool).main([str(dff_config), str(single_ckpt), *extra, *options])
+        assert re.fullmatch(pattern, str(info.value)), (tool, str(info.value))
+
+
 @pytest.mark.parametrize('tool,args,message', [
     ('train_vid', ['configs/vid/missing.py'], 'no such config file'),
     ('test_vid', ['configs/vid/retinanet_mobilenetv2_1xb2-6e_synthvid.py', 'missing.pth'], 'no such checkpoint'),

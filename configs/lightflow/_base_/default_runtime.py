@@ -1,5 +1,6 @@
-# Everything is registered into mmengine's root registries by importing lightflow.engine.
-default_scope = None
+# Importing lightflow.engine registers the project's classes in the `lightflow` scope (lightflow.engine.registry);
+# mmengine's own hooks, optimizers, loops and visualizers are found through the parent registries.
+default_scope = 'lightflow'
 custom_imports = dict(imports=['lightflow.engine'], allow_failed_imports=False)
 
 default_hooks = dict(
@@ -10,6 +11,8 @@ default_hooks = dict(
     # Atomic saves; the oldest kept checkpoint is deleted only after the new one is complete.
     checkpoint=dict(type='AtomicCheckpointHook', interval=10, max_keep_ckpts=3, save_best='EPE', rule='less'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # RNG states in every checkpoint, restored on --resume (bit-exact with the seeded samplers of the datasets).
+    rng_state=dict(type='RNGStateHook'),
 )
 custom_hooks = [
     # work_dir/vis/iter_<N>/*.png: frame 1 | prediction | GT colour flow of the first validation samples.

@@ -6,7 +6,8 @@ train_dataloader = dict(
     batch_size=64,  # per GPU: 2 x 64 = 128, the recipe
     num_workers=8,
     persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    # DefaultSampler's order; each index carries its augmentation seed, so --resume augments exactly as before.
+    sampler=dict(type='SeededDefaultSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type='FlowDataset',

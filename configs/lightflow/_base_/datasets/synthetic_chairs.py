@@ -3,7 +3,8 @@
 train_dataloader = dict(
     batch_size=8,
     num_workers=0,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
+    # InfiniteSampler's order; each index carries its augmentation seed, so --resume augments exactly as before.
+    sampler=dict(type='SeededInfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
         type='FlowDataset',
