@@ -1,9 +1,14 @@
 """Sweep the key-frame interval of a trained video detector: mAP@50 (overall, slow / medium / fast) and CPU/GPU fps.
 
     PYTHONPATH=. python tools/benchmark_vid.py CONFIG CHECKPOINT [--intervals 1 2 5 10 20] [--out-dir DIR]
+        [--policies fixed motion --motion-thresholds 1 2 4 8 --max-interval 20 --motion-statistic mean]
 
-Writes DIR/benchmark.md (a markdown table) and DIR/benchmark.png (mAP and fps vs interval), both atomically, and
-prints the table. fps is measured inside the detector's ``predict`` (one frame per call), as tools/test_vid.py does.
+``--policies motion`` also sweeps the adaptive key-frame policy (a frame becomes a key frame when its flow to the key
+moves more than the threshold, in input pixels, or after ``--max-interval`` frames) over the thresholds. Writes
+DIR/benchmark.md (a markdown table, one row per interval / threshold) and DIR/benchmark.png (mAP and fps vs interval,
+and mAP vs fps for both policies on one chart), both atomically, and prints the table. fps is measured inside the
+detector's ``predict`` (one frame per call), as tools/test_vid.py does. Per-run progress lines are printed only to a
+terminal.
 """
 from __future__ import annotations
 
@@ -12,17 +17,27 @@ import math
 import sys
 from pathlib import Path
 
-from mmengine.config import DictAction
+from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_output_dir, load_fitting_checkpoint, positive_float,
+                           positive_int, run_main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Key-frame interval sweep of a video detector.')
+    parser = ArgumentParser(description='Key-frame interval sweep of a video detector.')
     parser.add_argument('config', help='config file under configs/vid/ (with a motion module)')
     parser.add_argument('checkpoint', help='checkpoint of that config')
-    parser.add_argument('--intervals', type=int, nargs='+', default=[1, 2, 5, 10, 20], help='key-frame intervals')
+    parser.add_argument('--intervals', type=int, nargs='+', default=[1, 2, 5, 10, 20],
+                        help='key-frame intervals of the fixed policy')
+    parser.add_argument('--policies', nargs='+', choices=['fixed', 'motion'], default=['fixed'],
+                        help='key-frame policies to sweep: fixed (over --intervals), motion (over --motion-thresholds)')
+    parser.add_argument('--motion-thresholds', type=positive_float, nargs='+',
+                        help='motion policy: thresholds in pixels of the input frame (default 1 2 4 8)')
+    parser.add_argument('--max-interval', type=positive_int, default=20,
+                        help='motion policy: a key frame at least every this many frames')
+    parser.add_argument('--motion-statistic', choices=['mean', 'p90'], default='mean',
+                        help='motion policy: mean or 90th percentile of the flow magnitude')
     parser.add_argument('--out-dir', help='where benchmark.md / benchmark.png go (default: the work dir)')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config keys; data_root=DIR re-points the datasets')
     return parser.parse_args(argv)
 
@@ -34,36 +49,91 @@ def _metric(metrics: dict, name: str) -> float:
     return float('nan')
 
 
+def _is_motion(row: dict) -> bool:
+    return row.get('policy') == 'motion'
+
+
 def markdown_table(rows: list[dict], title: str) -> str:
-    """One row per interval: mAP@50 overall / slow / medium / fast (%), fps and latencies (ms)."""
+    """One row per interval (fixed policy) or threshold (motion policy, its max interval in the interval column):
+    mAP@50 overall / slow / medium / fast (%), fps, latencies (ms), the fraction of key frames and the mean motion
+    statistic (input pixels; motion policy only)."""
     def pct(v):
         return 'n/a' if math.isnan(v) else f'{100 * v:.1f}'
 
-    lines = [f'# {title}', '', '| interval | mAP@50 | slow | medium | fast | fps | ms/frame | key ms | non-key ms |',
-             '|---:|---:|---:|---:|---:|---:|---:|---:|---:|']
+    def num(v, fmt='.2f'):
+        return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
+
+    lines = [f'# {title}', '', '| policy | interval | threshold px | mAP@50 | slow | medium | fast | fps | ms/frame | '
+             'key ms | non-key ms | key fraction | motion px |', '|---|---:|---:|' + '---:|' * 10]
     for r in rows:
-        lines.append(f'| {r["key_frame_interval"]} | {pct(_metric(r, "mAP"))} | {pct(_metric(r, "mAP_slow"))} | '
-                     f'{pct(_metric(r, "mAP_medium"))} | {pct(_metric(r, "mAP_fast"))} | {r["fps"]:.2f} | '
-                     f'{r["mean_ms"]:.2f} | {r["key_ms"]:.2f} | '
-                     f'{"n/a" if math.isnan(r["nonkey_ms"]) else format(r["nonkey_ms"], ".2f")} |')
+        if _is_motion(r):
+            policy, interval = f'motion ({r["statistic"]})', f'max {r["max_interval"]}'
+            threshold = f'{r["threshold"]:g}'
+        else:
+            policy, interval, threshold = 'fixed', str(r['key_frame_interval']), '-'
+        key_fraction = r['key_frames'] / r['frames'] if r['frames'] else float('nan')
+        maps = ' | '.join(pct(_metric(r, name)) for name in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast'))
+        lines.append(f'| {policy} | {interval} | {threshold} | {maps} | '
+                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {r["key_ms"]:.2f} | {num(r["nonkey_ms"])} | '
+                     f'{num(key_fraction)} | {num(r.get("mean_motion_px"))} |')
     return '\n'.join(lines) + '\n'
 
 
+def tradeoff_series(rows: list[dict]) -> list[dict]:
+    """The lines of the mAP-vs-fps chart: ``label``, ``fps``, ``map`` (%) and ``points`` (the label of each point):
+    the fixed intervals as one line (points labelled by interval), the motion policy as another (by threshold)."""
+    series = []
+    fixed = [r for r in rows if not _is_motion(r)]
+    motion = [r for r in rows if _is_motion(r)]
+    if fixed:
+        series.append(dict(label='fixed interval', fps=[r['fps'] for r in fixed],
+                           map=[100 * _metric(r, 'mAP') for r in fixed],
+                           points=[str(r['key_frame_interval']) for r in fixed]))
+    if motion:
+        series.append(dict(label=f'adaptive ({motion[0]["statistic"]} motion > threshold px, max interval '
+                                 f'{motion[0]["max_interval"]})', fps=[r['fps'] for r in motion],
+                           map=[100 * _metric(r, 'mAP') for r in motion],
+                           points=[f'{r["threshold"]:g}px' for r in motion]))
+    return series
+
+
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    """mAP@50 (left axis) and fps (right axis) against the interval, written atomically as PNG."""
+    """Fixed-interval rows: mAP@50 (left axis) and fps (right axis) against the interval; all rows: mAP@50 against
+    fps, one line per policy (:func:`tradeoff_series`). Written atomically as one PNG."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     from lightflow.io import atomic_write
 
+    fixed = [r for r in rows if not _is_motion(r)]
+    fig, axes = plt.subplots(1, 2 if fixed else 1, figsize=(12 if fixed else 6, 4), dpi=100, squeeze=False)
+    if fixed:
+        _plot_intervals(axes[0, 0], fixed, title)
+    ax = axes[0, -1]
+    for series, (style, color) in zip(tradeoff_series(rows), (('o-', 'tab:blue'), ('s--', 'tab:green'))):
+        ax.plot(series['fps'], series['map'], style, color=color, label=series['label'])
+        for x, y, text in zip(series['fps'], series['map'], series['points']):
+            ax.annotate(text, (x, y), textcoords='offset points', xytext=(4, 4), fontsize=7, color=color)
+    ax.set_xlabel('frames per second')
+    ax.set_ylabel('mAP@50 (%)')
+    ax.legend(loc='best', fontsize=8)
+    ax.set_title(f'mAP vs speed: {title}' if not fixed else 'mAP vs speed', fontsize=9)
+    fig.tight_layout()
+    with atomic_write(path, 'wb') as f:
+        fig.savefig(f, format='png')
+    plt.close(fig)
+
+
+def _plot_intervals(ax, rows: list[dict], title: str) -> None:
+    """mAP@50 (left axis) and fps (right axis) against the fixed key-frame interval."""
     intervals = [r['key_frame_interval'] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     ax.plot(intervals, [100 * _metric(r, 'mAP') for r in rows], 'o-', color='tab:blue', label='mAP@50')
     for name, style in (('mAP_slow', ':'), ('mAP_medium', '-.'), ('mAP_fast', '--')):
         ax.plot(intervals, [100 * _metric(r, name) for r in rows], style, color='tab:blue', alpha=0.5,
                 label=name.replace('mAP_', 'mAP@50 '))
     ax.set_xscale('log')
+    ax.minorticks_off()  # no '2x10^0' labels between the intervals
     ax.set_xticks(intervals, [str(i) for i in intervals])
     ax.set_xlabel('key-frame interval')
     ax.set_ylabel('mAP@50 (%)', color='tab:blue')
@@ -72,10 +142,6 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     ax2.set_ylabel('frames per second', color='tab:red')
     ax.legend(loc='lower left', fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    with atomic_write(path, 'wb') as f:
-        fig.savefig(f, format='png')
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -84,6 +150,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
     if min(args.intervals) < 1:
         raise ValueError(f'--intervals must be >= 1, got {args.intervals}')
+    if args.motion_thresholds is not None and 'motion' not in args.policies:
+        raise ValueError('--motion-thresholds sweeps the motion policy: add --policies motion (or fixed motion)')
+    thresholds = sorted(set(args.motion_thresholds or [1.0, 2.0, 4.0, 8.0]))
+    for option, folder in (('--out-dir', args.out_dir), ('--work-dir', args.work_dir)):
+        if folder is not None:
+            check_output_dir(folder, option)
     from mmengine.runner import Runner
 
     from lightflow.io import atomic_write
@@ -92,13 +164,32 @@ def main(argv: list[str] | None = None) -> list[dict]:
     cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(cfg)
-    if unwrap_video_detector(runner.model).motion is None and max(args.intervals) > 1:
-        raise ValueError(f'{args.config} has no motion module: only --intervals 1 is possible')
+    # mmengine loads non-strictly: refuse a checkpoint of another model instead of timing random weights.
+    load_fitting_checkpoint(unwrap_video_detector(runner.model), args.checkpoint, args.config)
+    model = unwrap_video_detector(runner.model)
+    if model.motion is None and ('motion' in args.policies or ('fixed' in args.policies and max(args.intervals) > 1)):
+        raise ValueError(f'{args.config} has no motion module: only --intervals 1 of --policies fixed is possible')
+    progress = sys.stdout.isatty()  # quiet in logs and pipes: the table says it all
     rows = []
-    for interval in sorted(set(args.intervals)):
-        rows.append(run_video_test(runner, interval))
-        r = rows[-1]
-        print(f'interval {interval}: mAP@50 {100 * _metric(r, "mAP"):.1f}, fps {r["fps"]:.2f}', flush=True)
+    if 'fixed' in args.policies:
+        model.key_frame_policy = dict(type='fixed')
+        for interval in sorted(set(args.intervals)):
+            rows.append(dict(run_video_test(runner, interval), policy='fixed'))
+            r = rows[-1]
+            if progress:
+                print(f'interval {interval}: mAP@50 {100 * _metric(r, "mAP"):.1f}, fps {r["fps"]:.2f}', flush=True)
+    if 'motion' in args.policies:
+        for threshold in thresholds:
+            policy = dict(type='motion', statistic=args.motion_statistic, threshold=threshold,
+                          max_interval=args.max_interval)
+            model.key_frame_policy = policy
+            r = run_video_test(runner)
+            del r['key_frame_interval']  # the fixed policy's setting, unused by this one
+            rows.append(dict(r, policy='motion', statistic=args.motion_statistic, threshold=threshold,
+                             max_interval=args.max_interval))
+            if progress:
+                print(f'motion threshold {threshold:g} px: mAP@50 {100 * _metric(r, "mAP"):.1f}, fps {r["fps"]:.2f}, '
+                      f'key fraction {r["key_frames"] / max(r["frames"], 1):.2f}', flush=True)
     title = f'{Path(args.config).stem} @ {Path(args.checkpoint).name}'
     out_dir = Path(args.out_dir or cfg.work_dir)
     table = markdown_table(rows, title)
@@ -111,7 +202,4 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except (ValueError, FileNotFoundError, KeyError, ImportError) as e:
-        sys.exit(f'error: {e}')
+    sys.exit(run_main(main))

@@ -13,32 +13,64 @@ __all__ = ['ConvGRUCell', 'FlowGuidedGRU']
 Features = Union[Tensor, Sequence[Tensor]]
 
 
+CANDIDATE_ACTS = ('relu', 'identity')
+
+
 class ConvGRUCell(nn.Module):
     """One convolutional GRU step with a ReLU candidate (Eq. 6)::
 
         z  = sigmoid(W_z * x + U_z * h + b_z)
         r  = sigmoid(W_r * x + U_r * h + b_r)
-        h~ = relu(W_h * x + U_h * (r . h) + b_h)
+        h~ = relu(W_h * x + U_h * (r . h) + b_h)       (or without the relu: ``candidate_act='identity'``)
         h' = (1 - z) . h + z . h~
 
     ``*`` is a ``kernel_size`` conv, ``.`` the element-wise product. The input convs W_{z,r,h} share one conv with
     3 * C outputs (and hold the biases b); U_{z,r} share one bias-free conv and U_h is its own bias-free conv, since
     it sees ``r . h`` rather than ``h``.
 
+    The paper aggregates post-ReLU backbone features, which a ReLU candidate can reproduce. FPN outputs are signed
+    (linear convs): a ReLU candidate can never produce their negative half, so every aggregation step pulls the
+    features towards a different distribution than the head was trained on. ``candidate_act='identity'`` keeps the
+    candidate linear for such features.
+
+    ``init_as_propagation`` starts training from plain propagation: W_h = identity (a Dirac kernel), U_h = 0, b_h = 0,
+    W_z = U_z = 0 and b_z = ``+z_bias`` (z = 0.98), so that h' ~ 0.98 x + 0.02 h — the new key frame's own features — and the GRU
+    learns from there how much of the warped history to mix in, instead of starting from random features.
+
     Args:
         channels: channels of ``x`` and ``h``.
         kernel_size: odd conv kernel size (the paper: 3).
+        candidate_act: ``'relu'`` (Eq. 6) or ``'identity'`` (for signed features such as FPN outputs).
+        init_as_propagation: initialise as described above.
+        z_bias: the update gate's initial bias with ``init_as_propagation``.
     """
 
-    def __init__(self, channels: int, kernel_size: int = 3) -> None:
+    def __init__(self, channels: int, kernel_size: int = 3, candidate_act: str = 'relu',
+                 init_as_propagation: bool = False, z_bias: float = 4.0) -> None:
         super().__init__()
         if channels <= 0 or kernel_size <= 0 or kernel_size % 2 == 0:
             raise ValueError(f'channels must be > 0 and kernel_size odd, got {channels} and {kernel_size}')
+        if candidate_act not in CANDIDATE_ACTS:
+            raise ValueError(f'candidate_act must be one of {CANDIDATE_ACTS}, got {candidate_act!r}')
+        self.candidate_act = candidate_act
         pad = kernel_size // 2
         self.channels = channels
         self.conv_x = nn.Conv2d(channels, 3 * channels, kernel_size, padding=pad)          # W_z, W_r, W_h (+ b)
         self.conv_h_zr = nn.Conv2d(channels, 2 * channels, kernel_size, padding=pad, bias=False)  # U_z, U_r
         self.conv_h_h = nn.Conv2d(channels, channels, kernel_size, padding=pad, bias=False)       # U_h
+        if init_as_propagation:
+            self.init_as_propagation(z_bias)
+
+    @torch.no_grad()
+    def init_as_propagation(self, z_bias: float = 4.0) -> None:
+        """W_h = identity, U_h = 0, b_h = 0, b_z = z_bias: the step returns ~ sigmoid(z_bias) x + (1 - ...) h."""
+        c = self.channels
+        nn.init.dirac_(self.conv_x.weight[2 * c:])
+        self.conv_x.bias[2 * c:].zero_()
+        self.conv_x.bias[:c].fill_(z_bias)
+        self.conv_x.weight[:c].zero_()       # W_z = 0 and U_z = 0: z = sigmoid(z_bias) everywhere at the start;
+        self.conv_h_zr.weight[:c].zero_()    # their gradients are not zero, so the gate learns from the first step
+        nn.init.zeros_(self.conv_h_h.weight)
 
     def forward(self, x: Tensor, h: Tensor) -> Tensor:
         """(N, C, H, W) input ``x`` and state ``h`` -> (N, C, H, W) new state."""
@@ -48,7 +80,9 @@ class ConvGRUCell(nn.Module):
         hz, hr = self.conv_h_zr(h).chunk(2, dim=1)
         z = torch.sigmoid(xz + hz)
         r = torch.sigmoid(xr + hr)
-        candidate = torch.relu(xh + self.conv_h_h(r * h))
+        candidate = xh + self.conv_h_h(r * h)
+        if self.candidate_act == 'relu':
+            candidate = torch.relu(candidate)
         return (1 - z) * h + z * candidate
 
 
@@ -71,10 +105,14 @@ class FlowGuidedGRU(BaseModule):
         hidden_channels: GRU state channels.
         num_levels: 1 for a cell shared over levels, else the number of feature levels (one cell each).
         kernel_size: conv kernel of the gates (3 in the paper).
+        candidate_act: ``'relu'`` (Eq. 6, post-ReLU backbone features) or ``'identity'`` (signed FPN features).
+        init_as_propagation: start as plain propagation (see :class:`ConvGRUCell`); also makes the 1x1 projections
+            (when hidden != in) start as a pseudo-inverse pair.
         init_cfg: mmengine init config.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 128, num_levels: int = 1, kernel_size: int = 3,
+                 candidate_act: str = 'relu', init_as_propagation: bool = False,
                  init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if in_channels <= 0 or hidden_channels <= 0 or num_levels <= 0:
@@ -83,10 +121,23 @@ class FlowGuidedGRU(BaseModule):
         self.in_channels = in_channels
         self.hidden_channels = hidden_channels
         self.num_levels = num_levels
-        self.cells = nn.ModuleList(ConvGRUCell(hidden_channels, kernel_size) for _ in range(num_levels))
+        self.init_as_propagation = bool(init_as_propagation)
+        self.cells = nn.ModuleList(ConvGRUCell(hidden_channels, kernel_size, candidate_act, init_as_propagation)
+                                   for _ in range(num_levels))
         project = hidden_channels != in_channels
         self.input_proj = nn.Conv2d(in_channels, hidden_channels, 1) if project else nn.Identity()
         self.output_proj = nn.Conv2d(hidden_channels, in_channels, 1) if project else nn.Identity()
+        if project and init_as_propagation:
+            with torch.no_grad():  # output_proj(input_proj(x)) ~ x on the projected subspace
+                w = self.input_proj.weight.flatten(1)                       # (hidden, in)
+                self.output_proj.weight.copy_(torch.linalg.pinv(w).view(in_channels, hidden_channels, 1, 1))
+                self.input_proj.bias.zero_()
+                self.output_proj.bias.zero_()
+
+    def init_weights(self) -> None:
+        # mmengine's default init would overwrite the propagation start; keep it.
+        if not self.init_as_propagation:
+            super().init_weights()
 
     def _cell(self, level: int) -> ConvGRUCell:
         return self.cells[0 if self.num_levels == 1 else level]

@@ -5,6 +5,8 @@ Light Flow paper (arXiv 1804.05830), Section 3: key frames every ``l`` frames ru
 """
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from collections import deque
 from contextlib import contextmanager
@@ -18,22 +20,32 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from torch import Tensor
 
-__all__ = ['FlowVideoDetector', 'FrameRecord', 'summarize_frame_records']
+__all__ = ['FlowVideoDetector', 'FrameRecord', 'summarize_frame_records', 'check_key_frame_policy']
 
 Feats = tuple[Tensor, ...]
 
 
 MAX_FRAME_RECORDS = 200_000
 
+KEY_FRAME_POLICIES = ('fixed', 'motion')
+MOTION_STATISTICS = ('mean', 'p90')
+_POLICY_KEYS = {'fixed': {'type'}, 'motion': {'type', 'statistic', 'threshold', 'max_interval', 'min_interval'}}
+
 
 @dataclass
 class FrameRecord:
-    """Wall time of one test frame inside :meth:`FlowVideoDetector.predict` (features + head + post-processing)."""
+    """Wall time of one test frame inside :meth:`FlowVideoDetector.predict` (features + head + post-processing).
+
+    ``motion_px``: with the ``'motion'`` key-frame policy, its statistic of the flow magnitude from this frame to the
+    key frame, in pixels of the input frame; None where the policy computed no flow (a video's first frame, a key
+    forced by ``max_interval``, the ``'fixed'`` policy).
+    """
 
     video_id: object
     frame_id: int
     is_key: bool
     seconds: float
+    motion_px: Optional[float] = None
 
 
 @dataclass
@@ -49,23 +61,94 @@ class _KeyState:
 
 
 def summarize_frame_records(records: Sequence[FrameRecord]) -> dict:
-    """Frames, fps and mean latency (ms) over all / key / non-key frames of a run."""
+    """Frames, fps and mean latency (ms) over all / key / non-key frames of a run, and the mean ``motion_px`` over
+    the frames that have one (NaN if none)."""
     def mean_ms(rs):
         return 1000.0 * sum(r.seconds for r in rs) / len(rs) if rs else float('nan')
 
     keys = [r for r in records if r.is_key]
     others = [r for r in records if not r.is_key]
     total = sum(r.seconds for r in records)
+    motion = [r.motion_px for r in records if r.motion_px is not None]
     return dict(frames=len(records), key_frames=len(keys), fps=len(records) / total if total > 0 else float('nan'),
-                mean_ms=mean_ms(records), key_ms=mean_ms(keys), nonkey_ms=mean_ms(others))
+                mean_ms=mean_ms(records), key_ms=mean_ms(keys), nonkey_ms=mean_ms(others),
+                mean_motion_px=sum(motion) / len(motion) if motion else float('nan'))
+
+
+def check_key_frame_policy(policy: Optional[dict]) -> dict:
+    """Validate a ``test_cfg.key_frame_policy`` and fill its defaults; ``ValueError`` naming the bad field.
+
+    ``dict(type='fixed')`` (the default, also for None): a key frame every ``key_frame_interval`` frames.
+    ``dict(type='motion', threshold=PX, statistic='mean', max_interval=None, min_interval=1)``: a frame becomes a key
+    frame when ``statistic`` (``'mean'`` or ``'p90'``, the 90th percentile) of its flow magnitude to the key, in
+    pixels of the input frame, exceeds ``threshold`` and at least ``min_interval`` frames passed since the key; and
+    always after ``max_interval`` frames (None: ``key_frame_interval``, resolved when used).
+    """
+    name = 'test_cfg.key_frame_policy'
+    if policy is None:
+        policy = dict(type='fixed')
+    if not isinstance(policy, dict):
+        raise ValueError(f'{name} must be a dict such as dict(type=\'fixed\'), got {policy!r}')
+    policy = dict(policy)
+    if 'type' not in policy:
+        raise ValueError(f'{name}.type is required, one of {KEY_FRAME_POLICIES}; got {policy!r}')
+    kind = policy['type']
+    if kind not in KEY_FRAME_POLICIES:
+        raise ValueError(f'{name}.type must be one of {KEY_FRAME_POLICIES}, got {kind!r}')
+    unknown = sorted(set(policy) - _POLICY_KEYS[kind])
+    if unknown:
+        raise ValueError(f'{name} has unknown key(s) {unknown} for type={kind!r}; allowed: '
+                         f'{sorted(_POLICY_KEYS[kind])}')
+    if kind == 'fixed':
+        return dict(type='fixed')
+
+    def integer(field: str, value) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f'{name}.{field} must be an integer >= 1, got {value!r}')
+        return int(value)
+
+    statistic = policy.get('statistic', 'mean')
+    if statistic not in MOTION_STATISTICS:
+        raise ValueError(f'{name}.statistic must be one of {MOTION_STATISTICS}, got {statistic!r}')
+    if 'threshold' not in policy:
+        raise ValueError(f'{name}.threshold (pixels of the input frame) is required for type=\'motion\'')
+    threshold = policy['threshold']
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold) \
+            or threshold <= 0:
+        raise ValueError(f'{name}.threshold must be > 0, got {threshold!r}')
+    max_interval = policy.get('max_interval')
+    if max_interval is not None:
+        max_interval = integer('max_interval', max_interval)
+    min_interval = integer('min_interval', policy.get('min_interval', 1))
+    if max_interval is not None and min_interval > max_interval:
+        raise ValueError(f'{name}.min_interval must be <= max_interval ({max_interval}), got {min_interval}')
+    return dict(type='motion', statistic=statistic, threshold=float(threshold), max_interval=max_interval,
+                min_interval=min_interval)
+
+
+def motion_statistic(flow: Tensor, frame_size: tuple[int, int], statistic: str) -> float:
+    """``statistic`` (``'mean'`` / ``'p90'``) of the magnitude of a (1, 2, h, w) flow in pixels of its own grid,
+    converted to pixels of a ``frame_size`` (H, W) frame (u scaled by W / w, v by H / h, as
+    :func:`lightflow.resize_flow` does)."""
+    h, w = flow.shape[-2:]
+    scale = flow.new_tensor([frame_size[1] / w, frame_size[0] / h]).view(1, 2, 1, 1)
+    magnitude = (flow.float() * scale).norm(dim=1).flatten()
+    if statistic == 'mean':
+        return float(magnitude.mean())
+    return float(torch.quantile(magnitude, 0.9))
 
 
 @MODELS.register_module()
 class FlowVideoDetector(BaseDetector):
     """Video object detection by flow-guided feature propagation (and optional flow-guided GRU aggregation).
 
-    Test time (``predict``): one frame per call, videos in order, frames in ``frame_id`` order. A frame is a key frame
-    iff it starts a new video (``video_id`` changed) or ``frame_id % key_frame_interval == 0``. Key frames run the
+    Test time (``predict``): one frame per call, videos in order, frames in ``frame_id`` order. With the default
+    ``'fixed'`` key-frame policy a frame is a key frame iff it starts a new video (``video_id`` changed) or
+    ``frame_id % key_frame_interval == 0``. With the adaptive ``'motion'`` policy (not in the paper) a frame is a key
+    frame iff it starts a new video, ``max_interval`` frames passed since the key, or the flow to the key (computed
+    anyway to warp) moves more than ``threshold`` input pixels (its mean or 90th percentile magnitude) and at least
+    ``min_interval`` frames passed; the flow of such a promoted frame is wasted (it feeds the aggregator, if any).
+    Key frames run the
     wrapped detector's ``extract_feat`` (and, with an aggregator, ``F̂_k' = GRU(F_k', warp(F̂_k, M_{k'->k}))``);
     other frames warp the key features: ``F_i = W(F̂_k, M_{i->k})``. The head runs on every frame. The cache holds
     the current key only (flat memory) and resets at a new video. ``frame_records`` keeps the wall times of the latest
@@ -87,7 +170,8 @@ class FlowVideoDetector(BaseDetector):
         aggregator: optional ``FlowGuidedGRU`` config.
         warp: feature warping module config (``FlowWarp``).
         train_cfg: unused, kept for mmdet's config layout.
-        test_cfg: ``dict(key_frame_interval=10)``.
+        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))``; see
+            :func:`check_key_frame_policy` for ``dict(type='motion', threshold=PX, ...)``.
         data_preprocessor: usually ``dict(type='TrackDataPreprocessor', ...)``.
         init_cfg: mmengine init config.
     """
@@ -105,7 +189,9 @@ class FlowVideoDetector(BaseDetector):
         self.warp = MODELS.build(warp if warp is not None else dict(type='FlowWarp'))
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
-        self.key_frame_interval = int(self.test_cfg.get('key_frame_interval', 10))  # validated by the setter
+        self._key_frame_policy = dict(type='fixed')
+        self.key_frame_interval = int(self.test_cfg.get('key_frame_interval', 10))  # validated by the setters
+        self.key_frame_policy = self.test_cfg.get('key_frame_policy')
         if self.aggregator is not None and self.motion is None:
             raise ValueError('an aggregator needs a motion module (flow between key frames)')
         # Bounded so that streaming an endless video keeps memory flat; timing summaries cover the latest frames.
@@ -123,8 +209,32 @@ class FlowVideoDetector(BaseDetector):
             raise ValueError(f'key_frame_interval must be >= 1, got {value}')
         if self.motion is None and int(value) != 1:
             raise ValueError(f'key_frame_interval={value} needs a motion module; without one every frame is a key')
+        if self._key_frame_policy['type'] == 'motion' and self._key_frame_policy['max_interval'] is None \
+                and self._key_frame_policy['min_interval'] > int(value):
+            raise ValueError(f'key_frame_interval={value} is the max_interval of the motion key-frame policy: '
+                             f'test_cfg.key_frame_policy.min_interval must be <= it, got '
+                             f'{self._key_frame_policy["min_interval"]}')
         self._key_frame_interval = int(value)
         self.test_cfg['key_frame_interval'] = int(value)
+        self.reset()
+
+    @property
+    def key_frame_policy(self) -> dict:
+        """The key-frame policy with its defaults filled (``max_interval`` None: ``key_frame_interval``)."""
+        return dict(self._key_frame_policy)
+
+    @key_frame_policy.setter
+    def key_frame_policy(self, value: Optional[dict]) -> None:
+        policy = check_key_frame_policy(value)
+        if policy['type'] == 'motion':
+            if self.motion is None:
+                raise ValueError('test_cfg.key_frame_policy type=\'motion\' needs a motion module (the flow to the '
+                                 'key frame decides)')
+            if policy['max_interval'] is None and policy['min_interval'] > self.key_frame_interval:
+                raise ValueError(f'test_cfg.key_frame_policy.min_interval must be <= max_interval (default: '
+                                 f'key_frame_interval={self.key_frame_interval}), got {policy["min_interval"]}')
+        self._key_frame_policy = policy
+        self.test_cfg['key_frame_policy'] = dict(policy)
         self.reset()
 
     def reset(self) -> None:
@@ -150,11 +260,13 @@ class FlowVideoDetector(BaseDetector):
     def _backbone(self, frames: Tensor) -> Feats:
         return tuple(self.detector.extract_feat(frames))
 
-    def _aggregate(self, state: Optional[Feats], feats: Feats, key_img: Optional[Tensor], img: Tensor) -> Feats:
-        """New aggregator state of key frame ``img``: GRU(F, warp(previous state, flow img -> key_img))."""
+    def _aggregate(self, state: Optional[Feats], feats: Feats, key_img: Optional[Tensor], img: Tensor,
+                   flow: Optional[Tensor] = None) -> Feats:
+        """New aggregator state of key frame ``img``: GRU(F, warp(previous state, flow img -> key_img)); ``flow``:
+        that flow if already computed."""
         if state is None:
             return tuple(self.aggregator.init_state(feats))
-        warped = self.warp(state, self.motion(img, key_img))
+        warped = self.warp(state, self.motion(img, key_img) if flow is None else flow)
         return tuple(self.aggregator(feats, warped))
 
     def _clip_features(self, inputs: Tensor) -> Feats:
@@ -261,18 +373,32 @@ class FlowVideoDetector(BaseDetector):
         if not new_video and img.shape != key.image.shape:
             raise ValueError(f'frame size changed inside video {video_id!r}: frame {frame_id} is '
                              f'{tuple(img.shape[-2:])}, its key frame {key.frame_id} was {tuple(key.image.shape[-2:])}')
-        is_key = new_video or frame_id % self.key_frame_interval == 0
+        flow, motion_px = None, None
+        policy = self._key_frame_policy
+        if policy['type'] == 'fixed':
+            is_key = new_video or frame_id % self.key_frame_interval == 0
+        elif new_video:
+            is_key = True
+        else:
+            since_key = frame_id - key.frame_id
+            max_interval = policy['max_interval'] or self.key_frame_interval
+            is_key = since_key >= max_interval
+            if not is_key:
+                # The flow a non-key frame needs anyway decides; a promoted frame wastes it (the policy's cost).
+                flow = self.motion(img, key.image)
+                motion_px = motion_statistic(flow, tuple(img.shape[-2:]), policy['statistic'])
+                is_key = motion_px > policy['threshold'] and since_key >= policy['min_interval']
         if is_key:
             feats = self._backbone(img)
             state = None
             if self.aggregator is not None:
                 prev = None if new_video else key
-                state = self._aggregate(prev.state if prev else None, feats, prev.image if prev else None, img)
+                state = self._aggregate(prev.state if prev else None, feats, prev.image if prev else None, img, flow)
                 feats = tuple(self.aggregator.output(state))
             self._key = _KeyState(video_id, frame_id, frame_id, img, state, feats)
         else:
-            feats = tuple(self.warp(key.feats, self.motion(img, key.image)))
+            feats = tuple(self.warp(key.feats, self.motion(img, key.image) if flow is None else flow))
             key.last_frame_id = frame_id
         self._head_predict(img, feats, samples, rescale)
-        self.frame_records.append(FrameRecord(video_id, frame_id, is_key, time.perf_counter() - start))
+        self.frame_records.append(FrameRecord(video_id, frame_id, is_key, time.perf_counter() - start, motion_px))
         return batch_data_samples
