@@ -4,8 +4,9 @@ non-key-frame step next to its key-frame step.
     PYTHONPATH=. python tools/benchmark_flow.py [--threads 1 2] [--sizes 384x512 64x128] [--repeats 30 --warmup 5]
         [--models lightflow_w1_0 lightflow_w0_75 lightflow_w0_5 flownets] [--no-nonkey] [--out table.md]
 
-For each thread count and input size, every path of every model is timed once per round, round after round, so that
-bursts of load from other processes hit all columns alike; tables report medians (ms, batch 1, fp32):
+For each thread count and input size, every path of every model is timed in turn, round after round (a block of
+``--block`` consecutive calls per path and round, after one untimed call), so that bursts of load from other processes
+hit all columns alike; tables report medians (ms, batch 1, fp32):
 
 * plain eager: ``model(img1, img2)`` under ``torch.no_grad()`` plus the upsampling (what a user writes by hand);
 * one column per backend of :class:`lightflow.FlowEstimator` (``torch`` = BN-folded channels-last eager,
@@ -54,8 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2], help='thread counts (default 1 2)')
     parser.add_argument('--sizes', type=_size, nargs='+', default=[(384, 512), (64, 128)],
                         help='HxW input sizes (default 384x512 and 64x128, the synthetic VID detector\'s flow size)')
-    parser.add_argument('--repeats', type=positive_int, default=30, help='timed calls per path (median reported)')
-    parser.add_argument('--warmup', type=int, default=5, help='untimed rounds first')
+    parser.add_argument('--repeats', type=positive_int, default=40, help='timed calls per path (median reported)')
+    parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')
+    parser.add_argument('--block', type=positive_int, default=8, help='consecutive timed calls per path and round')
+    parser.add_argument('--pause', type=float, default=0.05, help='seconds of idle before each block')
     parser.add_argument('--models', nargs='+', default=list(MODEL_NAMES[:3]), choices=MODEL_NAMES, help='rows')
     parser.add_argument('--no-dis', action='store_true', help='skip the OpenCV DIS rows')
     parser.add_argument('--no-nonkey', action='store_true', help='skip the video detector key / non-key profile')
@@ -98,17 +101,21 @@ def frames(height: int, width: int):
 
 def timed_rounds(paths: dict[str, Callable[[], object]], args: argparse.Namespace, desc: str,
                  gemm: list[float] | None = None) -> dict[str, float]:
-    """Median ms of each path, all paths timed in turn each round."""
+    """Median ms of each path. Each round runs every path in turn as a block: a pause of ``--pause`` s (thread pools
+    busy-wait after their work: PyTorch's OpenMP threads, ONNX Runtime's and OpenVINO's pools; without the pause they
+    take the cores from the next path), one untimed call, then ``--block`` timed calls."""
     from tqdm import tqdm
     times = {k: [] for k in paths}
-    rounds = args.warmup + args.repeats
+    rounds = args.warmup + -(-args.repeats // args.block)
     for i in tqdm(range(rounds), desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False):
         for key, fn in paths.items():
-            t = time.perf_counter()
+            time.sleep(args.pause)
             fn()
-            if i >= args.warmup:
+            for _ in range(args.block if i >= args.warmup else 0):
+                t = time.perf_counter()
+                fn()
                 times[key].append((time.perf_counter() - t) * 1e3)
-        if gemm is not None and i >= args.warmup and (i - args.warmup) % 10 == 0:
+        if gemm is not None and i >= args.warmup and (i - args.warmup) % 3 == 0:
             gemm.append(gemm_gflops(args.gemm_size))
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -174,7 +181,7 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
     rate = statistics.median(gemm)
     cols = ['plain', *backends, 'auto']
     lines = [f'#### {h}x{w}, {threads} thread{"s" if threads > 1 else ""}', '',
-             f'CPU: {cpu_name()}; fp32 GEMM {rate:.0f} GFLOP/s; median of {args.repeats} rounds.', '',
+             f'CPU: {cpu_name()}; fp32 GEMM {rate:.0f} GFLOP/s; median of {args.repeats} calls per path.', '',
              '| model | GFLOPs | plain eager | ' + ' | '.join(b for b in backends) +
              ' | **estimate_flow** (picked) | best GFLOP/s (% GEMM) | max diff (px) |',
              '|---|---:|---:|' + '---:|' * len(backends) + '---:|---:|---:|']

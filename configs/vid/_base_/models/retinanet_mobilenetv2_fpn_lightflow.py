@@ -32,8 +32,9 @@ model = dict(
                       max_per_img=50)),
     # Light Flow at half the detector resolution (paper: 112 vs 224 px); flow returned in input pixels and resized
     # per feature level by FlowWarp; resize_to_divisor runs it at the nearest /64 size instead of padding (160x224 ->
-    # 64x128, not 128x128). pretrained=<tools/train_flow.py checkpoint> to start from Flying Chairs.
+    # 64x128, not 128x128). The flow starts from the shipped synthetic-pretrained weights (lightflow_w0.5_synthetic);
+    # pretrained=<tools/train_flow.py checkpoint> for your own, None to learn it from the detection loss alone.
     motion=dict(type='LightFlowMotion', width_mult=0.5, flow_scale=0.5, img_mean=img_mean, img_std=img_std,
-                bgr_to_rgb=True, resize_to_divisor=True, pretrained=None),
+                bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthetic'),
     warp=dict(type='FlowWarp', padding_mode='border'),
     test_cfg=dict(key_frame_interval=10))
