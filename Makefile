@@ -31,29 +31,35 @@ demo:
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
-# The video-detection pipeline on the synthetic VID set (~30 min on 2 cores): generate data, train the single-frame,
-# propagation and propagation+GRU detectors the same way, test each, sweep the key-frame interval, annotate a synthetic
-# video and (when ../shared/data exists) the real sample video demo.mp4.
+# The video-detection pipeline on the synthetic VID set (~25 min on 2 cores), the paper's recipe: generate data, train
+# the single-frame detector, fine-tune propagation and propagation + GRU from it end to end (the shipped Light Flow
+# trainable at lr x0.1), test each, sweep fixed key-frame intervals and the adaptive policy (table + mAP-vs-fps PNG in
+# $(VID_DIR)/sweep/), annotate a synthetic video and (when ../shared/data exists) the real sample video demo.mp4.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
-VID_CFGS := retinanet_mobilenetv2_1xb2-6e_synthvid dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid \
-	dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid
+VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
+VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
+VID_GRU := dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
-	for c in $(VID_CFGS); do \
-	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) $(VID_OPTS) && \
-	  $(PY) tools/test_vid.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" --cfg-options data_root=$(VID_DATA) || exit 1; \
+	$(PY) tools/train_vid.py configs/vid/$(VID_SINGLE).py --work-dir $(VID_DIR)/$(VID_SINGLE) \
+	  --cfg-options data_root=$(VID_DATA) $(VID_OPTS)
+	$(PY) tools/test_vid.py configs/vid/$(VID_SINGLE).py "$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" \
+	  --cfg-options data_root=$(VID_DATA)
+	for c in $(VID_DFF) $(VID_GRU); do \
+	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) \
+	    load_from="$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" $(VID_OPTS) && \
+	  $(PY) tools/test_vid.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" --cfg-options data_root=$(VID_DATA) \
+	  || exit 1; \
 	done
-	$(PY) tools/benchmark_vid.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
-	  "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
+	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
+	  --intervals 1 5 10 20 --policies fixed motion --motion-thresholds 2 4 8 --max-interval 20 \
 	  --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/demo_video.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
-	  "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
+	$(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
 	if [ -f ../shared/data/video/demo.mp4 ]; then \
-	  $(PY) tools/demo_video.py configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py \
-	    "$$(cat $(VID_DIR)/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid/last_checkpoint)" \
+	  $(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
 	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4; fi
 
 benchmark-data:

@@ -41,3 +41,16 @@ def test_gru_starts_as_propagation(hidden):
 def test_candidate_act_validated():
     with pytest.raises(ValueError, match="candidate_act must be one of .* got 'tanh'"):
         FlowGuidedGRU(in_channels=8, hidden_channels=8, candidate_act='tanh')
+
+
+@pytest.mark.parametrize('norm_eval', [True, False])
+def test_motion_norm_eval_keeps_pretrained_bn_statistics(norm_eval):
+    from mmdet_plugin.models import LightFlowMotion
+    motion = LightFlowMotion(width_mult=0.25, zero_init_flow=False, norm_eval=norm_eval).train()
+    bn = motion.flownet.encoder[0][1]
+    before = bn.running_mean.clone()
+    flow = motion(torch.randn(2, 3, 64, 64), torch.randn(2, 3, 64, 64))
+    flow.abs().mean().backward()
+    assert bn.weight.grad is not None and bn.weight.grad.abs().sum() > 0  # BN affine terms still train
+    assert torch.equal(bn.running_mean, before) == norm_eval  # statistics frozen only with norm_eval
+    assert motion.flownet.training and bn.training != norm_eval
