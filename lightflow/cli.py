@@ -116,6 +116,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+def image_size(min_side: int = 1) -> Callable[[str], tuple[int, int]]:
+    """argparse type factory: ``HxW`` (e.g. ``384x512``) -> ``(H, W)``, both sides >= ``min_side``."""
+    def parse(text: str) -> tuple[int, int]:
+        try:
+            height, width = (int(v) for v in text.lower().split('x'))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'size must be HxW (e.g. 384x512), got {text!r}') from None
+        if height < min_side or width < min_side:
+            raise argparse.ArgumentTypeError(f'size must be at least {min_side}x{min_side}, got {text!r}')
+        return height, width
+    return parse
+
+
 class CfgOptionsAction(argparse.Action):
     """``--cfg-options KEY=VALUE ...``: mmengine's ``DictAction`` (values parsed the same way, merged into one dict),
     but an item without ``=`` is the one-line ``--cfg-options: 'key' is not KEY=VALUE`` instead of an unpacking

@@ -18,7 +18,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightflow.export import FlowGraph
@@ -57,17 +56,7 @@ class NonKeyStep(nn.Module):
 
     def flow(self, img: Tensor, key_img: Tensor) -> Tensor:
         """Flow from ``img`` to ``key_img`` (detector-normalised (N, 3, H, W)) on the motion module's own grid."""
-        m = self.motion
-        height, width = int(img.shape[-2]), int(img.shape[-1])  # a fixed-size graph: constants when traced
-        pair = torch.cat([m.to_rgb255(img), m.to_rgb255(key_img)], dim=0)
-        size = (max(1, round(height * m.flow_scale)), max(1, round(width * m.flow_scale)))
-        div = m.flownet.size_divisor
-        if m.resize_to_divisor:
-            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
-        if size != (height, width):
-            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
-        a, b = pair.chunk(2, dim=0)
-        native = size[0] % div == 0 and size[1] % div == 0
+        a, b, native = self.motion.flow_inputs(img, key_img)
         return (self.flow_native if native else self.flow_full)(a, b)
 
     def forward(self, *args: Tensor) -> tuple[Tensor, ...]:

@@ -37,7 +37,7 @@ import torch
 
 from lightflow.data.synthetic import SyntheticChairs, SyntheticFlowGenerator
 from lightflow.engine.model import LightFlowModel
-from lightflow.cli import ArgumentParser, run_main
+from lightflow.cli import ArgumentParser, image_size, run_main
 from lightflow.io import UNKNOWN_FLOW_THRESH, atomic_write, read_flo
 from lightflow.sysinfo import cpu_name
 
@@ -53,20 +53,10 @@ MOTION_BATCH = 8
 THRESHOLDS_PX = (20, 40)
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'size must be HxW (e.g. 384x512), got {text!r}') from None
-    if height < 16 or width < 16:
-        raise argparse.ArgumentTypeError(f'size must be at least 16x16, got {text!r}')
-    return height, width
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(
         description='Synthetic data: throughput, share of a training step, motion vs Flying Chairs.')
-    parser.add_argument('--sizes', type=_size, nargs='+', help='HxW frame sizes to time (default 128x192 384x512; '
+    parser.add_argument('--sizes', type=image_size(16), nargs='+', help='HxW frame sizes to time (default 128x192 384x512; '
                         '--quick: 128x192)')
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2], help='CPU thread counts (default 1 2)')
     parser.add_argument('--cpu-batch', type=int, help='pairs per CPU batch (default 8; --quick: 4)')

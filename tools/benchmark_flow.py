@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lightflow.cli import ArgumentParser, positive_int, run_main
+from lightflow.cli import ArgumentParser, image_size, positive_int, run_main
 
 MODEL_NAMES = ('lightflow_w1_0', 'lightflow_w0_75', 'lightflow_w0_5', 'flownets')
 DIS_PRESETS = ('ULTRAFAST', 'FAST', 'MEDIUM')
@@ -40,20 +40,10 @@ VID_CONFIG = (Path(__file__).resolve().parents[1] / 'configs' / 'vid'
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in text.lower().split('x'))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f'expected HxW, e.g. 384x512, got {text!r}') from None
-    if h < 1 or w < 1:
-        raise argparse.ArgumentTypeError(f'sizes must be positive, got {text!r}')
-    return h, w
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = ArgumentParser(description='CPU latency of Light Flow per backend, OpenCV DIS, and the non-key step.')
     parser.add_argument('--threads', type=positive_int, nargs='+', default=[1, 2], help='thread counts (default 1 2)')
-    parser.add_argument('--sizes', type=_size, nargs='+', default=[(384, 512), (64, 128)],
+    parser.add_argument('--sizes', type=image_size(), nargs='+', default=[(384, 512), (64, 128)],
                         help='HxW input sizes (default 384x512 and 64x128, the synthetic VID detector\'s flow size)')
     parser.add_argument('--repeats', type=positive_int, default=40, help='timed calls per path (median reported)')
     parser.add_argument('--warmup', type=int, default=1, help='untimed rounds first')

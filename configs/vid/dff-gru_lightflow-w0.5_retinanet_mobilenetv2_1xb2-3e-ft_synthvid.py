@@ -1,10 +1,10 @@
-# Propagation + GRU fine-tuned 3 epochs from the single-frame detector (--cfg-options load_from=...): the GRU starts as
-# plain propagation (init_as_propagation), the pretrained flow trains at a tenth of the learning rate.
-_base_ = ['./dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py']
-max_epochs = 3
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
-optim_wrapper = dict(optimizer=dict(lr=5e-4), paramwise_cfg=dict(custom_keys={'motion': dict(lr_mult=0.1)}))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[max_epochs - 1], gamma=0.1),
+# Propagation + GRU fine-tuned 3 epochs from the single-frame detector (--cfg-options load_from=...): the GRU (linear
+# candidate for the signed FPN features) starts as plain propagation; the pretrained flow trains at lr x0.1.
+_base_ = [
+    './_base_/models/retinanet_mobilenetv2_fpn_lightflow.py', './_base_/datasets/synthetic_vid.py',
+    './_base_/schedules/schedule_synthvid_ft.py', './_base_/default_runtime.py'
 ]
+custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
+model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1,
+                             candidate_act='identity', init_as_propagation=True),
+             test_cfg=dict(key_frame_interval=10))

@@ -128,19 +128,7 @@ class LightFlowMotion(BaseModule):
             (N, 2, h, w) flow (u, v) in pixels of its own (h, w) grid, which covers the whole frame (h <= H, w <= W;
             resize with :func:`lightflow.resize_flow` to any map of the frame).
         """
-        if img.dim() != 4 or img.shape != ref_img.shape or img.shape[1] != 3:
-            raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
-                             f'{tuple(ref_img.shape)}')
-        height, width = img.shape[-2:]
-        pair = torch.cat([self.to_rgb255(img), self.to_rgb255(ref_img)], dim=0)
-        size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
-        div = self.flownet.size_divisor
-        if self.resize_to_divisor:
-            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
-        if size != (height, width):
-            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
-        a, b = pair.chunk(2, dim=0)
-        native = size[0] % div == 0 and size[1] % div == 0  # the 1/4 grid covers the frame exactly: no upsampling
+        a, b, native = self.flow_inputs(img, ref_img)
         grad = torch.is_grad_enabled() and not self.freeze
         if not self.flownet.training and not (torch.is_grad_enabled() and (grad or img.requires_grad)):
             with torch.no_grad():  # the compiled backend; it returns plain (non-inference) tensors
@@ -150,3 +138,21 @@ class LightFlowMotion(BaseModule):
                 net = self.flownet
                 return net.forward_features(net.normalize(a, b)) * (net.div_flow / 4.0)
             return estimate_flow(self.flownet, a, b)  # (N, 2, h, w) in pixels of the resized frames
+
+    def flow_inputs(self, img: Tensor, ref_img: Tensor) -> tuple[Tensor, Tensor, bool]:
+        """The two frames as the flow network sees them: RGB 0..255 at the flow size (``flow_scale``, or the nearest
+        /64 size with ``resize_to_divisor``), and whether that size is a multiple of 64 (the network's 1/4 grid then
+        covers the frame exactly, so the flow needs no upsampling)."""
+        if img.dim() != 4 or img.shape != ref_img.shape or img.shape[1] != 3:
+            raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
+                             f'{tuple(ref_img.shape)}')
+        height, width = int(img.shape[-2]), int(img.shape[-1])  # ints: constants when traced for export
+        pair = torch.cat([self.to_rgb255(img), self.to_rgb255(ref_img)], dim=0)
+        size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
+        div = self.flownet.size_divisor
+        if self.resize_to_divisor:
+            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
+        if size != (height, width):
+            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
+        a, b = pair.chunk(2, dim=0)
+        return a, b, size[0] % div == 0 and size[1] % div == 0
