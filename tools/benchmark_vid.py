@@ -140,7 +140,9 @@ def _plot_intervals(ax, rows: list[dict], title: str) -> None:
     ax2 = ax.twinx()
     ax2.plot(intervals, [r['fps'] for r in rows], 's-', color='tab:red', label='fps')
     ax2.set_ylabel('frames per second', color='tab:red')
-    ax.legend(loc='lower left', fontsize=8)
+    # One legend on the top axes, so the fps line is not drawn over it.
+    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax2.legend(handles, [h.get_label() for h in handles], loc='lower left', fontsize=8)
     ax.set_title(title, fontsize=9)
 
 
