@@ -46,9 +46,7 @@ class NonKeyStep(nn.Module):
             raise ValueError(f'NonKeyStep exports single-stage heads (bbox_head.forward); '
                              f'{type(detector.detector).__name__} is not one')
         self.motion = motion
-        self.flow_native: FlowGraph | None = None
-        self.flow_full: FlowGraph | None = None
-        with torch.no_grad():
+        with torch.no_grad():  # BN-folded copies: with and without the upsampling (see LightFlowMotion.flow_inputs)
             self.flow_native = FlowGraph(motion.flownet, upsample=False)
             self.flow_full = FlowGraph(motion.flownet, upsample=True)
         self.padding_mode = detector.warp.padding_mode

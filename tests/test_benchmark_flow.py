@@ -33,5 +33,8 @@ def test_benchmark_flow_tables(tmp_path):
 
 
 def test_benchmark_flow_rejects_bad_size():
-    with pytest.raises(SystemExit):
-        benchmark_flow.parse_args(['--sizes', '64by96'])
+    for size, message in (('64by96', "size must be HxW (e.g. 384x512), got '64by96'"),
+                          ('0x96', "size must be at least 1x1, got '0x96'")):
+        with pytest.raises(SystemExit) as exit_info:  # the one line Python prints for a str exit code
+            benchmark_flow.parse_args(['--sizes', size])
+        assert exit_info.value.code == f'error: --sizes: {message}'

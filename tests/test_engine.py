@@ -267,3 +267,16 @@ def test_lightflow_scope_keeps_mmengine_root_registries_clean():
     # ... and building from the lightflow registries works whichever scope a Runner made current last.
     with DefaultScope.overwrite_default_scope('mmengine'):
         assert isinstance(registry.MODELS.build(dict(type='LightFlowModel', width_mult=0.25)), LightFlowModel)
+
+
+def test_predict_uses_the_configured_inference_backend():
+    from lightflow.inference import flow_estimator
+    pair = torch.rand(1, 2, 3, 64, 64) * 255
+    for backend in ('torch', 'onnxruntime'):
+        model = LightFlowModel(width_mult=0.25, inference_backend=backend).eval()
+        with torch.no_grad():
+            out = model(pair, mode='predict')
+        assert out[0]['pred_flow'].shape == (2, 64, 64)
+        assert flow_estimator(model.flownet, backend).selected == {(1, 3, 64, 64): backend}
+    with pytest.raises(ValueError, match="inference_backend must be one of .* got 'trt'"):
+        LightFlowModel(width_mult=0.25, inference_backend='trt')

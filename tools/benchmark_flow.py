@@ -192,7 +192,6 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
 
 def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     """Key-frame step vs non-key step of the synthetic VID detector (no NMS), per backend, plus the parts."""
-    import numpy as np
     import torch
     from mmdet.registry import MODELS
     from mmengine.config import Config
@@ -258,7 +257,6 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     for k, v in med.items():
         lines.append(f'| {k} | {v:.2f} | {v / key_ms:.2f} |')
     print('\n'.join(lines), file=sys.stderr)
-    del np
     return '\n'.join(lines) + '\n'
 
 

@@ -541,7 +541,7 @@ class SyntheticFlowGenerator:
     def _composite_windows(self, params, inv, motion, texture, gain, bias, obj, zoom, frames, layers, flow) -> None:
         """Render each object slot only in its bounding square (batched per slot), composite per sample."""
         dev, dtype = self.device, torch.float32
-        n, (height, width) = len(params), self.size
+        height, width = self.size
         slots = params[0].a1.shape[0]
         growth = 1 + 0.06 * self.motion_scale
         rendered = {}

@@ -1,7 +1,6 @@
 """Config and evaluation helpers shared by tools/train_vid.py, tools/test_vid.py and tools/benchmark_vid.py."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from lightflow.engine.config import load_config
