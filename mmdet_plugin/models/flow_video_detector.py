@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import time
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,18 +33,19 @@ _POLICY_KEYS = {'fixed': {'type'}, 'motion': {'type', 'statistic', 'threshold', 
 
 @dataclass
 class FrameRecord:
-    """Wall time of one test frame inside :meth:`FlowVideoDetector.predict` (features + head + post-processing).
+    """What :meth:`FlowVideoDetector.predict` did with one test frame.
 
     ``motion_px``: with the ``'motion'`` key-frame policy, its statistic of the flow magnitude from this frame to the
     key frame, in pixels of the input frame; None where the policy computed no flow (a video's first frame, a key
-    forced by ``max_interval``, the ``'fixed'`` policy).
+    forced by ``max_interval``, the ``'fixed'`` policy). ``seconds``: the frame's wall time, filled in by the tool
+    that timed the call (``runner_utils.timed_predict``); the model itself does not time anything.
     """
 
     video_id: object
     frame_id: int
     is_key: bool
-    seconds: float
     motion_px: Optional[float] = None
+    seconds: Optional[float] = None
 
 
 @dataclass
@@ -61,17 +61,18 @@ class _KeyState:
 
 
 def summarize_frame_records(records: Sequence[FrameRecord]) -> dict:
-    """Frames, fps and mean latency (ms) over all / key / non-key frames of a run, and the mean ``motion_px`` over
-    the frames that have one (NaN if none)."""
+    """Frames, fps and mean latency (ms) over all / key / non-key frames of a run (the timed records), and the mean
+    ``motion_px`` over the frames that have one (NaN if none)."""
     def mean_ms(rs):
         return 1000.0 * sum(r.seconds for r in rs) / len(rs) if rs else float('nan')
 
-    keys = [r for r in records if r.is_key]
-    others = [r for r in records if not r.is_key]
-    total = sum(r.seconds for r in records)
+    timed = [r for r in records if r.seconds is not None]
+    keys = [r for r in timed if r.is_key]
+    others = [r for r in timed if not r.is_key]
+    total = sum(r.seconds for r in timed)
     motion = [r.motion_px for r in records if r.motion_px is not None]
-    return dict(frames=len(records), key_frames=len(keys), fps=len(records) / total if total > 0 else float('nan'),
-                mean_ms=mean_ms(records), key_ms=mean_ms(keys), nonkey_ms=mean_ms(others),
+    return dict(frames=len(timed), key_frames=len(keys), fps=len(timed) / total if total > 0 else float('nan'),
+                mean_ms=mean_ms(timed), key_ms=mean_ms(keys), nonkey_ms=mean_ms(others),
                 mean_motion_px=sum(motion) / len(motion) if motion else float('nan'))
 
 
@@ -151,8 +152,8 @@ class FlowVideoDetector(BaseDetector):
     Key frames run the
     wrapped detector's ``extract_feat`` (and, with an aggregator, ``F̂_k' = GRU(F_k', warp(F̂_k, M_{k'->k}))``);
     other frames warp the key features: ``F_i = W(F̂_k, M_{i->k})``. The head runs on every frame. The cache holds
-    the current key only (flat memory) and resets at a new video. ``frame_records`` keeps the wall times of the latest
-    ``MAX_FRAME_RECORDS`` frames.
+    the current key only (flat memory) and resets at a new video. ``frame_records`` keeps which of the latest
+    ``MAX_FRAME_RECORDS`` frames were keys (timed by the tools, see ``runner_utils.timed_predict``).
 
     Training (``loss``): inputs (N, T, 3, H, W) clips; frames 0..T-2 are key frames (in time order), T-1 the current
     frame whose ground truth gives the loss. With an aggregator the key features are aggregated sequentially with flow
@@ -194,7 +195,7 @@ class FlowVideoDetector(BaseDetector):
         self.key_frame_policy = self.test_cfg.get('key_frame_policy')
         if self.aggregator is not None and self.motion is None:
             raise ValueError('an aggregator needs a motion module (flow between key frames)')
-        # Bounded so that streaming an endless video keeps memory flat; timing summaries cover the latest frames.
+        # Bounded so that streaming an endless video keeps memory flat; summaries cover the latest frames.
         self.frame_records: deque[FrameRecord] = deque(maxlen=MAX_FRAME_RECORDS)
         self._key: Optional[_KeyState] = None
 
@@ -359,7 +360,6 @@ class FlowVideoDetector(BaseDetector):
         if batch_inputs.shape[:2] != (1, 1):
             raise ValueError(f'predict takes one frame per call (N=1, T=1, frames of a video in order), got '
                              f'N={batch_inputs.shape[0]}, T={batch_inputs.shape[1]}; use a test batch_size of 1')
-        start = time.perf_counter()
         sample = samples[0]
         img = batch_inputs[:, 0]
         meta = sample.metainfo
@@ -400,5 +400,5 @@ class FlowVideoDetector(BaseDetector):
             feats = tuple(self.warp(key.feats, self.motion(img, key.image) if flow is None else flow))
             key.last_frame_id = frame_id
         self._head_predict(img, feats, samples, rescale)
-        self.frame_records.append(FrameRecord(video_id, frame_id, is_key, time.perf_counter() - start, motion_px))
+        self.frame_records.append(FrameRecord(video_id, frame_id, is_key, motion_px))
         return batch_data_samples

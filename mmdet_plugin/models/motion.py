@@ -147,12 +147,14 @@ class LightFlowMotion(BaseModule):
             raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
                              f'{tuple(ref_img.shape)}')
         height, width = int(img.shape[-2]), int(img.shape[-1])  # ints: constants when traced for export
-        pair = torch.cat([self.to_rgb255(img), self.to_rgb255(ref_img)], dim=0)
+        pair = torch.cat([img, ref_img], dim=0)
         size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
         div = self.flownet.size_divisor
         if self.resize_to_divisor:
             size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
         if size != (height, width):
+            # Resize first: bilinear weights sum to 1, so it commutes with the per-channel affine un-normalisation,
+            # which then touches a quarter of the pixels.
             pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
-        a, b = pair.chunk(2, dim=0)
+        a, b = self.to_rgb255(pair).chunk(2, dim=0)
         return a, b, size[0] % div == 0 and size[1] % div == 0

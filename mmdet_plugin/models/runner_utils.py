@@ -1,13 +1,15 @@
 """Config and evaluation helpers shared by tools/train_vid.py, tools/test_vid.py and tools/benchmark_vid.py."""
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import time
+from typing import Any, Iterator
 
 from lightflow.engine.config import load_config
 
 from .flow_video_detector import FlowVideoDetector, summarize_frame_records
 
-__all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test']
+__all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test', 'timed_predict']
 
 # Config loading (with `data_root=` re-pointing every dataset root) is shared with the flow tools.
 load_vid_config = load_config
@@ -36,6 +38,35 @@ def _warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
     model.train(was_training)
 
 
+@contextlib.contextmanager
+def timed_predict(model: FlowVideoDetector) -> Iterator[None]:
+    """Time every ``model.predict`` call inside the block into its frame's ``FrameRecord.seconds``.
+
+    The wall time of the call: features, flow, warp, head, decoding and NMS (not data loading or the metric). On CUDA
+    the device is synchronised before and after, so the time is the frame's work, not its launch.
+    """
+    import torch
+
+    predict = model.predict
+
+    def timed(batch_inputs, *args, **kwargs):
+        sync = batch_inputs.is_cuda
+        if sync:
+            torch.cuda.synchronize(batch_inputs.device)
+        start = time.perf_counter()
+        out = predict(batch_inputs, *args, **kwargs)
+        if sync:
+            torch.cuda.synchronize(batch_inputs.device)
+        model.frame_records[-1].seconds = time.perf_counter() - start
+        return out
+
+    model.predict = timed
+    try:
+        yield
+    finally:
+        del model.predict  # back to the class's method
+
+
 def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
     """Run ``runner.test()`` once (optionally with another key-frame interval) and add timing to its metrics.
 
@@ -48,7 +79,8 @@ def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
         model.key_frame_interval = key_frame_interval
     _warm_up_motion(runner, model)
     model.frame_records.clear()
-    metrics = dict(runner.test())
+    with timed_predict(model):
+        metrics = dict(runner.test())
     metrics.update(summarize_frame_records(model.frame_records))
     metrics['key_frame_interval'] = model.key_frame_interval
     return metrics

@@ -253,3 +253,31 @@ def test_benchmark_policy_options_are_checked(args, message, tmp_path):
     checkpoint.write_bytes(b'')
     with pytest.raises((ValueError, SystemExit), match=message):
         _load_tool('benchmark_vid').main([str(DFF_CONFIG), str(checkpoint), *args])
+
+
+# ---------------------------------------------------------------- timing lives in the tools
+def test_predict_is_timed_by_the_tool_not_the_model():
+    from mmdet_plugin.models.runner_utils import timed_predict
+    from mmdet_plugin.models.flow_video_detector import summarize_frame_records
+
+    model = video_detector(test_cfg=dict(key_frame_interval=2)).eval()
+    run_frames(model, [0, 1])
+    assert [r.seconds for r in model.frame_records] == [None, None]  # the model itself times nothing
+    slow = model.warp.forward
+
+    def slow_warp(*args, **kwargs):  # a non-key frame that costs at least 50 ms more
+        import time
+        time.sleep(0.05)
+        return slow(*args, **kwargs)
+
+    model.warp.forward = slow_warp
+    with timed_predict(model):
+        run_frames(model, [2, 3])
+    assert 'predict' not in vars(model)  # the wrapper is gone after the block
+    run_frames(model, [4])
+    timed = [r for r in model.frame_records if r.seconds is not None]
+    assert [(r.frame_id, r.is_key) for r in timed] == [(2, True), (3, False)]
+    assert timed[1].seconds >= 0.05 and timed[0].seconds < timed[1].seconds
+    summary = summarize_frame_records(model.frame_records)
+    assert summary['frames'] == 2 and summary['key_frames'] == 1
+    assert summary['nonkey_ms'] == pytest.approx(1000 * timed[1].seconds)

@@ -1,4 +1,5 @@
-# Synthetic VID (tools/make_synthetic_vid.py data/synthetic_vid): 3 shape classes, frames 160x224 (HxW), CocoVID JSON.
+# Synthetic VID (tools/make_synthetic_vid.py data/synthetic_vid): 6 shape classes, frames 224x288 (HxW: the paper's
+# mobile setting, 224 px short side), moving camera, occlusion, blurred frames; CocoVID JSON.
 #
 # What model configs can rely on (the data contract):
 # - train: each sample is one clip of T = num_key_frames + 1 = 3 frames of ONE video (KeyFrameClipSample), packed by
@@ -21,9 +22,9 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 
 dataset_type = 'CocoVIDDataset'
 data_root = 'data/synthetic_vid/'
-classes = ('disc', 'box', 'triangle')
+classes = ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
 metainfo = dict(classes=classes)
-img_scale = (224, 160)  # (w, h): the generator's frame size, so Resize keeps it (scale_factor 1)
+img_scale = (288, 224)  # (w, h): the generator's frame size, so Resize keeps it (scale_factor 1)
 num_key_frames = 2
 key_frame_interval = 5
 backend_args = None

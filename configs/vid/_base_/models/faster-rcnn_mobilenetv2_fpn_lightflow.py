@@ -1,7 +1,7 @@
 # Two-stage variant: flow-guided Faster R-CNN on MobileNetV2 + 2-level FPN, Light Flow motion.
 img_mean = [123.675, 116.28, 103.53]
 img_std = [58.395, 57.12, 57.375]
-num_classes = 3
+num_classes = 6
 fpn_channels = 64
 
 model = dict(

@@ -2,7 +2,7 @@
 # Leaf configs switch the motion off (single-frame baseline), add the GRU aggregator or change sizes.
 img_mean = [123.675, 116.28, 103.53]
 img_std = [58.395, 57.12, 57.375]
-num_classes = 3
+num_classes = 6
 fpn_channels = 64
 
 model = dict(
@@ -31,8 +31,8 @@ model = dict(
         test_cfg=dict(nms_pre=200, min_bbox_size=0, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
                       max_per_img=50)),
     # Light Flow at half the detector resolution (paper: 112 vs 224 px); flow returned in input pixels and resized
-    # per feature level by FlowWarp; resize_to_divisor runs it at the nearest /64 size instead of padding (160x224 ->
-    # 64x128, not 128x128). The flow starts from the shipped synthetic-pretrained weights (lightflow_w0.5_synthetic);
+    # per feature level by FlowWarp; resize_to_divisor runs it at the nearest /64 size instead of padding (224x288 ->
+    # 112x144 -> 128x128, not 128x192). The flow starts from the shipped synthetic-pretrained weights (lightflow_w0.5_synthetic);
     # pretrained=<tools/train_flow.py checkpoint> for your own, None to learn it from the detection loss alone.
     motion=dict(type='LightFlowMotion', width_mult=0.5, flow_scale=0.5, img_mean=img_mean, img_std=img_std,
                 bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthetic'),
