@@ -422,7 +422,7 @@ def build_scenes(num_train_videos: int, num_val_videos: int, num_frames: int, he
     return scenes
 
 
-def generate_synthetic_vid(out_dir: str | os.PathLike, num_train_videos: int = 16, num_val_videos: int = 8,
+def generate_synthetic_vid(out_dir: str | os.PathLike, num_train_videos: int = 40, num_val_videos: int = 12,
                            num_frames: int = 30, height: int = 224, width: int = 288, seed: int = 0,
                            min_box_size: int = 4, min_visible: float = 0.25, blur_prob: float = 0.15,
                            jpeg_quality: int = 90, overwrite: bool = False, progress: bool = False) -> dict[str, dict]:

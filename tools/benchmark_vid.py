@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='motion policy: a key frame at least every this many frames')
     parser.add_argument('--motion-statistic', choices=['mean', 'p90'], default='mean',
                         help='motion policy: mean or 90th percentile of the flow magnitude')
+    parser.add_argument('--profile-interval', type=int, default=10,
+                        help='one more run at this fixed interval, timing the parts of key and non-key frames '
+                             '(features, flow, warp, GRU, head, post-processing); 0 skips it')
     parser.add_argument('--out-dir', help='where benchmark.md / benchmark.png go (default: the work dir)')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
@@ -63,8 +66,9 @@ def markdown_table(rows: list[dict], title: str) -> str:
     def num(v, fmt='.2f'):
         return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
 
+    every = [r['mean_ms'] for r in rows if not _is_motion(r) and r['key_frame_interval'] == 1]
     lines = [f'# {title}', '', '| policy | interval | threshold px | mAP@50 | slow | medium | fast | fps | ms/frame | '
-             'key ms | non-key ms | key fraction | motion px |', '|---|---:|---:|' + '---:|' * 10]
+             'cost vs interval 1 | key ms | non-key ms | key fraction | motion px |', '|---|---:|---:|' + '---:|' * 11]
     for r in rows:
         if _is_motion(r):
             policy, interval = f'motion ({r["statistic"]})', f'max {r["max_interval"]}'
@@ -74,8 +78,27 @@ def markdown_table(rows: list[dict], title: str) -> str:
         key_fraction = r['key_frames'] / r['frames'] if r['frames'] else float('nan')
         maps = ' | '.join(pct(_metric(r, name)) for name in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast'))
         lines.append(f'| {policy} | {interval} | {threshold} | {maps} | '
-                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {r["key_ms"]:.2f} | {num(r["nonkey_ms"])} | '
+                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {num(r["mean_ms"] / every[0] if every else None)} | '
+                     f'{r["key_ms"]:.2f} | {num(r["nonkey_ms"])} | '
                      f'{num(key_fraction)} | {num(r.get("mean_motion_px"))} |')
+    return '\n'.join(lines) + '\n'
+
+
+def _num(v: float, fmt: str = '.2f') -> str:
+    return 'n/a' if math.isnan(v) else format(v, fmt)
+
+
+def profile_table(parts: dict[str, dict[str, float]], interval: int) -> str:
+    """Markdown: mean ms per part of key and non-key frames (``summarize_parts``), and each as a share of the key
+    frame's total."""
+    from mmdet_plugin.models.runner_utils import PROFILE_PARTS
+
+    key_total = parts['key']['total']
+    lines = [f'## Profile of a frame at key-frame interval {interval} (ms)', '',
+             '| part | key frame | non-key frame | non-key / key frame total |', '|---|---:|---:|---:|']
+    for part in (*PROFILE_PARTS, 'other', 'total'):
+        k, n = parts['key'][part], parts['non-key'][part]
+        lines.append(f'| {part} | {_num(k)} | {_num(n)} | {_num(n / key_total, ".3f")} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -150,6 +173,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
+    if args.profile_interval < 0:
+        raise ValueError(f'--profile-interval must be >= 0 (0 skips the profile), got {args.profile_interval}')
     if min(args.intervals) < 1:
         raise ValueError(f'--intervals must be >= 1, got {args.intervals}')
     if args.motion_thresholds is not None and 'motion' not in args.policies:
@@ -161,7 +186,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from mmengine.runner import Runner
 
     from lightflow.io import atomic_write
-    from mmdet_plugin.models import load_vid_config, run_video_test, unwrap_video_detector
+    from mmdet_plugin.models import load_vid_config, profiled_parts, run_video_test, summarize_parts, unwrap_video_detector
+    from mmdet_plugin.models.runner_utils import warm_up_motion
 
     cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)
     cfg.load_from = args.checkpoint
@@ -195,6 +221,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     title = f'{Path(args.config).stem} @ {Path(args.checkpoint).name}'
     out_dir = Path(args.out_dir or cfg.work_dir)
     table = markdown_table(rows, title)
+    if args.profile_interval > 0:
+        model.key_frame_policy = dict(type='fixed')
+        model.key_frame_interval = args.profile_interval if model.motion is not None else 1
+        warm_up_motion(runner, model)
+        with profiled_parts(model) as frames:
+            runner.test()
+        table += '\n' + profile_table(summarize_parts(frames), model.key_frame_interval)
     with atomic_write(out_dir / 'benchmark.md', 'w') as f:
         f.write(table)
     plot(rows, out_dir / 'benchmark.png', title)

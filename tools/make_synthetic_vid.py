@@ -1,7 +1,7 @@
 """Write the synthetic video-detection set (JPEG frames + CocoVID JSON) used by configs/vid/*synthetic_vid*.
 
 Usage:
-    python tools/make_synthetic_vid.py data/synthetic_vid [--num-videos 16 --num-val-videos 12 --frames 30
+    python tools/make_synthetic_vid.py data/synthetic_vid [--num-videos 40 --num-val-videos 12 --frames 30
                                                            --size 224 288 --blur-prob 0.15 --seed 0 --overwrite]
 
 Prints each split's statistics: boxes per frame, blurred frames, partly hidden boxes, boxes per class, and the
@@ -33,7 +33,7 @@ cli = _load('lightflow/cli.py')
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir', help='output folder (written atomically; see --overwrite)')
-    parser.add_argument('--num-videos', type=int, default=16, help='training videos')
+    parser.add_argument('--num-videos', type=int, default=40, help='training videos')
     parser.add_argument('--num-val-videos', type=int, default=12, help='validation videos')
     parser.add_argument('--frames', type=cli.positive_int, default=30, help='frames per video')
     parser.add_argument('--size', type=cli.positive_int, nargs=2, default=(224, 288), metavar=('H', 'W'),

@@ -297,11 +297,15 @@ class FlowVideoDetector(BaseDetector):
     def _given_features(self, feats: Feats) -> Iterator[None]:
         """Make the wrapped detector's ``extract_feat`` return ``feats`` (its own loss/predict code path then runs
         from these features: RPN + RoI heads for two-stage detectors, the bbox head for single-stage ones)."""
+        own = vars(self.detector).get('extract_feat')  # a wrapper someone set (a profiler) comes back afterwards
         self.detector.extract_feat = lambda *args, **kwargs: feats  # instance attribute shadows the method
         try:
             yield
         finally:
-            del self.detector.extract_feat
+            if own is None:
+                del self.detector.extract_feat
+            else:
+                self.detector.extract_feat = own
 
     def _head_loss(self, images: Tensor, feats: Feats, samples: list[DetDataSample]) -> dict:
         with self._given_features(feats):

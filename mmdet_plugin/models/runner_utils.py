@@ -9,7 +9,8 @@ from lightflow.engine.config import load_config
 
 from .flow_video_detector import FlowVideoDetector, summarize_frame_records
 
-__all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test', 'timed_predict']
+__all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts',
+           'summarize_parts', 'PROFILE_PARTS']
 
 # Config loading (with `data_root=` re-pointing every dataset root) is shared with the flow tools.
 load_vid_config = load_config
@@ -23,7 +24,7 @@ def unwrap_video_detector(model: Any) -> FlowVideoDetector:
     return model
 
 
-def _warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
+def warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
     """Compile the flow backend for the test frames' size before timing: the first call per input shape exports and
     compiles the flow graph (and with ``backend='auto'`` races the runtimes), ~0.3-1 s that no frame should carry."""
     if model.motion is None:
@@ -36,6 +37,23 @@ def _warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
         img = model.data_preprocessor(batch, False)['inputs'][:, 0]
         model.motion(img, img)
     model.train(was_training)
+
+
+@contextlib.contextmanager
+def _patched(patches: list[tuple[Any, str, Any]]) -> Iterator[None]:
+    """Set instance attributes (object, name, value) for the block, then restore what was there before."""
+    missing = object()
+    saved = [(obj, attr, vars(obj).get(attr, missing)) for obj, attr, _ in patches]
+    for obj, attr, value in patches:
+        setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        for obj, attr, old in reversed(saved):
+            if old is missing:
+                vars(obj).pop(attr, None)  # back to the class's method
+            else:
+                setattr(obj, attr, old)
 
 
 @contextlib.contextmanager
@@ -60,11 +78,78 @@ def timed_predict(model: FlowVideoDetector) -> Iterator[None]:
         model.frame_records[-1].seconds = time.perf_counter() - start
         return out
 
-    model.predict = timed
-    try:
+    with _patched([(model, 'predict', timed)]):
         yield
-    finally:
-        del model.predict  # back to the class's method
+
+
+# The parts of a test frame, in the order they run. 'aggregate' is the GRU step alone (its flow and warp count as
+# 'flow' and 'warp'); 'head' is the detector head's forward; 'post-process' its decoding + NMS (``predict_by_feat``).
+PROFILE_PARTS = ('features', 'flow', 'warp', 'aggregate', 'head', 'post-process')
+
+
+def _part_targets(model: FlowVideoDetector) -> list[tuple[str, Any, str]]:
+    """(part, object, method name) for each part this model has; a two-stage detector's heads are not split."""
+    head = getattr(model.detector, 'bbox_head', None)
+    targets = [('features', model.detector, 'extract_feat'), ('flow', model.motion, 'forward'),
+               ('warp', model.warp, 'forward'), ('aggregate', model.aggregator, 'forward'),
+               ('head', head, 'forward'), ('post-process', head, 'predict_by_feat')]
+    return [t for t in targets if t[1] is not None]
+
+
+@contextlib.contextmanager
+def profiled_parts(model: FlowVideoDetector) -> Iterator[list[dict]]:
+    """Time the parts of every ``model.predict`` call inside the block (see ``PROFILE_PARTS``).
+
+    Yields a list that gets one dict per frame: ``is_key``, ``total`` and each part's seconds (``other`` = the rest:
+    the key-frame policy, caching, un-normalising). Parts are wrapped at the instance level, with a CUDA
+    synchronisation around each on GPU; the wrappers cost a few microseconds a call.
+    """
+    import torch
+
+    frames: list[dict] = []
+    current: dict = {}
+
+    def sync(args):
+        t = next((a for a in args if isinstance(a, torch.Tensor)), None)
+        if t is not None and t.is_cuda:
+            torch.cuda.synchronize(t.device)
+
+    def wrap(name, fn):
+        def timed(*args, **kwargs):
+            sync(args)
+            start = time.perf_counter()
+            out = fn(*args, **kwargs)
+            sync(args)
+            current[name] = current.get(name, 0.0) + time.perf_counter() - start
+            return out
+        return timed
+
+    predict = wrap('total', model.predict)
+
+    def frame(*args, **kwargs):
+        current.clear()
+        out = predict(*args, **kwargs)
+        record = dict(current, is_key=model.frame_records[-1].is_key)
+        record['other'] = record['total'] - sum(record.get(p, 0.0) for p in PROFILE_PARTS)
+        frames.append(record)
+        return out
+
+    patches = [(obj, attr, wrap(name, getattr(obj, attr))) for name, obj, attr in _part_targets(model)]
+    with _patched(patches + [(model, 'predict', frame)]):
+        yield frames
+
+
+def summarize_parts(frames: list[dict]) -> dict[str, dict[str, float]]:
+    """Mean milliseconds per part over the key frames and over the other frames of a :func:`profiled_parts` run:
+    ``{'key': {part: ms}, 'non-key': {part: ms}}`` with every part of ``PROFILE_PARTS``, ``other`` and ``total``;
+    NaN for a part that no frame ran (no aggregator; the heads of a two-stage detector, which land in ``other``)."""
+    seen = {part for f in frames for part in f}  # a part no frame ran (no GRU; a two-stage head) is NaN, not 0
+    out = {}
+    for kind, is_key in (('key', True), ('non-key', False)):
+        chosen = [f for f in frames if f['is_key'] is is_key]
+        out[kind] = {part: 1000.0 * sum(f.get(part, 0.0) for f in chosen) / len(chosen)
+                     if chosen and part in seen else float('nan') for part in (*PROFILE_PARTS, 'other', 'total')}
+    return out
 
 
 def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
@@ -77,7 +162,7 @@ def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
     model = unwrap_video_detector(runner.model)
     if key_frame_interval is not None:
         model.key_frame_interval = key_frame_interval
-    _warm_up_motion(runner, model)
+    warm_up_motion(runner, model)
     model.frame_records.clear()
     with timed_predict(model):
         metrics = dict(runner.test())

@@ -86,7 +86,10 @@ def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
     assert [r['key_frame_interval'] for r in rows] == [1, 4]
     assert [r['key_frames'] for r in rows] == [6, 2]
     table = (tmp_path / 'benchmark.md').read_text()
-    assert table.count('\n| ') == 3 and '| 4 |' in table  # header + 2 rows
+    sweep, profile = table.split('## Profile')
+    assert sweep.count('\n| ') == 3 and '| 4 |' in sweep  # header + 2 rows
+    # Faster R-CNN: the profile does not split its two heads (n/a; their time is in 'other'); no GRU either.
+    assert '| head | n/a | n/a | n/a |' in profile and '| aggregate | n/a | n/a | n/a |' in profile
     png = (tmp_path / 'benchmark.png').read_bytes()
     assert png[:8] == b'\x89PNG\r\n\x1a\n' and len(png) > 5000
     assert not list(tmp_path.glob('.*tmp'))  # atomic writes leave no temp files
