@@ -17,9 +17,10 @@ hit all columns alike; tables report medians (ms, batch 1, fp32):
 The frames are the first shared Flying Chairs pair resized to the size when ``../shared/data`` is there, else random.
 FLOPs: ``torch.utils.flop_counter`` of the network; GFLOP/s of the fastest backend is shown next to the fp32 GEMM rate
 (``torch.mm``) measured between rounds. ``--nonkey`` (default on when mmdet is installed) times the synthetic VID
-detector (configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py, 160x224): the key-frame step
-(backbone + neck + head, no NMS) against the non-key step (flow + warp + head, no NMS) in PyTorch, ONNX Runtime and
-OpenVINO, with the non-key step's parts profiled in PyTorch.
+detector (configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py, at its frame size): the key-frame
+step (backbone + neck + head, no NMS) against the non-key step (flow + warp + head, no NMS) in PyTorch, ONNX Runtime and
+OpenVINO, with the non-key step's parts profiled in PyTorch. (Whole frames of a trained detector on real frames,
+post-processing included: ``tools/benchmark_vid.py``'s profile.)
 """
 from __future__ import annotations
 
@@ -206,7 +207,7 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     cfg = Config.fromfile(str(VID_CONFIG))
     torch.manual_seed(0)
     det = MODELS.build(cfg.model).eval()
-    h, w = 160, 224
+    w, h = cfg.img_scale  # the synthetic set's frame size (mmcv order: width, height)
     g = torch.Generator().manual_seed(0)
     key_img, img = torch.randn(1, 3, h, w, generator=g), torch.randn(1, 3, h, w, generator=g)
     inputs = nonkey_inputs(det, key_img, img)
@@ -252,7 +253,9 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     with torch.inference_mode():
         med = timed_rounds({**paths, **{f'part: {k}': v for k, v in parts.items()}}, args, f'{threads}T non-key')
     key_ms = med['key step (backbone + FPN + head)']
-    lines = [f'#### Synthetic VID detector (160x224, flow 64x128), {threads} thread{"s" if threads > 1 else ""}', '',
+    flow_h, flow_w = det.motion.flow_inputs(img, img)[0].shape[-2:]
+    plural = 's' if threads > 1 else ''
+    lines = [f'#### Synthetic VID detector ({h}x{w}, flow {flow_h}x{flow_w}), {threads} thread{plural}', '',
              '| step | ms | / key step |', '|---|---:|---:|']
     for k, v in med.items():
         lines.append(f'| {k} | {v:.2f} | {v / key_ms:.2f} |')

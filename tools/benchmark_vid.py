@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from mmengine.runner import Runner
 
     from lightflow.io import atomic_write
-    from mmdet_plugin.models import load_vid_config, profiled_parts, run_video_test, summarize_parts, unwrap_video_detector
+    from mmdet_plugin.models import (load_vid_config, profiled_parts, run_video_test, summarize_parts,
+                                     unwrap_video_detector)
     from mmdet_plugin.models.runner_utils import warm_up_motion
 
     cfg = load_vid_config(args.config, args.cfg_options, args.work_dir)

@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     coco = generator.generate_synthetic_vid(args.out_dir, num_train_videos=args.num_videos,
                                             num_val_videos=args.num_val_videos, num_frames=args.frames,
                                             height=args.size[0], width=args.size[1], seed=args.seed,
-                                            blur_prob=args.blur_prob, overwrite=args.overwrite, progress=sys.stderr.isatty())
+                                            blur_prob=args.blur_prob, overwrite=args.overwrite,
+                                            progress=sys.stderr.isatty())
     took = time.perf_counter() - start
     for split, data in coco.items():
         print(f'{split}: {len(data["videos"])} videos, {len(data["images"])} frames, '

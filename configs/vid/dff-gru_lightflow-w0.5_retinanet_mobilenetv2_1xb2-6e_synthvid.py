@@ -5,8 +5,8 @@ _base_ = [
     './_base_/schedules/schedule_synthvid.py', './_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
-# The FPN's outputs are signed, so the candidate is linear ('identity'; Eq. 6's ReLU suits post-ReLU backbone maps), and
-# the cell starts as plain propagation (the new key's own features) and learns how much warped history to mix in.
+# Eq. 6's ReLU candidate (the FPN's outputs are post-ReLU; 'identity' is for signed features), and the cell starts as
+# plain propagation (the new key's own features) and learns how much warped history to mix in.
 model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1,
-                             candidate_act='identity', init_as_propagation=True),
+                             candidate_act='relu', init_as_propagation=True),
              test_cfg=dict(key_frame_interval=10))
