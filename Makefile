@@ -31,10 +31,11 @@ demo:
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
-# The video-detection pipeline on the synthetic VID set (~25 min on 2 cores), the paper's recipe: generate data, train
+# The video-detection pipeline on the synthetic VID set (~40 min on 2 cores), the paper's recipe: generate data, train
 # the single-frame detector, fine-tune propagation and propagation + GRU from it end to end (the shipped Light Flow
-# trainable at lr x0.1), test each, sweep fixed key-frame intervals and the adaptive policy (table + mAP-vs-fps PNG in
-# $(VID_DIR)/sweep/), annotate a synthetic video and (when ../shared/data exists) the real sample video demo.mp4.
+# trainable at lr x0.1), test each, sweep fixed key-frame intervals and the adaptive policy (table, per-part profile
+# and mAP-vs-fps PNG in $(VID_DIR)/sweep/; the GRU's sweep in $(VID_DIR)/sweep_gru/), annotate a synthetic video and
+# (when ../shared/data exists) the real sample video demo.mp4.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
@@ -54,8 +55,11 @@ demo-vid:
 	  || exit 1; \
 	done
 	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
-	  --intervals 1 5 10 20 --policies fixed motion --motion-thresholds 2 4 8 --max-interval 20 \
+	  --intervals 1 5 10 20 --policies fixed motion --motion-statistic p90_relative --motion-thresholds 3 6 12 \
+	  --max-interval 20 \
 	  --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/benchmark_vid.py configs/vid/$(VID_GRU).py "$$(cat $(VID_DIR)/$(VID_GRU)/last_checkpoint)" \
+	  --intervals 1 5 10 20 --out-dir $(VID_DIR)/sweep_gru --cfg-options data_root=$(VID_DATA)
 	$(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
 	if [ -f ../shared/data/video/demo.mp4 ]; then \

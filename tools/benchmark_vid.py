@@ -33,8 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='motion policy: thresholds in pixels of the input frame (default 1 2 4 8)')
     parser.add_argument('--max-interval', type=positive_int, default=20,
                         help='motion policy: a key frame at least every this many frames')
-    parser.add_argument('--motion-statistic', choices=['mean', 'p90'], default='mean',
-                        help='motion policy: mean or 90th percentile of the flow magnitude')
+    parser.add_argument('--motion-statistic', choices=['mean', 'p90', 'p90_relative'], default='mean',
+                        help='motion policy: mean or 90th percentile of the flow magnitude, or the 90th percentile '
+                             'of the flow minus its median (motion relative to the camera)')
     parser.add_argument('--profile-interval', type=int, default=10,
                         help='one more run at this fixed interval, timing the parts of key and non-key frames '
                              '(features, flow, warp, GRU, head, post-processing); 0 skips it')

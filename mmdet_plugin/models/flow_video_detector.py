@@ -27,7 +27,7 @@ Feats = tuple[Tensor, ...]
 MAX_FRAME_RECORDS = 200_000
 
 KEY_FRAME_POLICIES = ('fixed', 'motion')
-MOTION_STATISTICS = ('mean', 'p90')
+MOTION_STATISTICS = ('mean', 'p90', 'p90_relative')
 _POLICY_KEYS = {'fixed': {'type'}, 'motion': {'type', 'statistic', 'threshold', 'max_interval', 'min_interval'}}
 
 
@@ -81,7 +81,8 @@ def check_key_frame_policy(policy: Optional[dict]) -> dict:
 
     ``dict(type='fixed')`` (the default, also for None): a key frame every ``key_frame_interval`` frames.
     ``dict(type='motion', threshold=PX, statistic='mean', max_interval=None, min_interval=1)``: a frame becomes a key
-    frame when ``statistic`` (``'mean'`` or ``'p90'``, the 90th percentile) of its flow magnitude to the key, in
+    frame when ``statistic`` (``'mean'``; ``'p90'``, the 90th percentile; ``'p90_relative'``, the 90th percentile of
+    the flow minus its median, i.e. motion relative to the camera's) of its flow magnitude to the key, in
     pixels of the input frame, exceeds ``threshold`` and at least ``min_interval`` frames passed since the key; and
     always after ``max_interval`` frames (None: ``key_frame_interval``, resolved when used).
     """
@@ -128,12 +129,16 @@ def check_key_frame_policy(policy: Optional[dict]) -> dict:
 
 
 def motion_statistic(flow: Tensor, frame_size: tuple[int, int], statistic: str) -> float:
-    """``statistic`` (``'mean'`` / ``'p90'``) of the magnitude of a (1, 2, h, w) flow in pixels of its own grid,
-    converted to pixels of a ``frame_size`` (H, W) frame (u scaled by W / w, v by H / h, as
-    :func:`lightflow.resize_flow` does)."""
+    """``statistic`` (``'mean'`` / ``'p90'`` / ``'p90_relative'``) of the magnitude of a (1, 2, h, w) flow in pixels
+    of its own grid, converted to pixels of a ``frame_size`` (H, W) frame (u scaled by W / w, v by H / h, as
+    :func:`lightflow.resize_flow` does). ``'p90_relative'`` first subtracts the per-axis median flow (the camera's
+    motion, which the flow propagates well), so it measures objects moving against the scene."""
     h, w = flow.shape[-2:]
     scale = flow.new_tensor([frame_size[1] / w, frame_size[0] / h]).view(1, 2, 1, 1)
-    magnitude = (flow.float() * scale).norm(dim=1).flatten()
+    flow = flow.float() * scale
+    if statistic == 'p90_relative':
+        flow = flow - flow.flatten(2).median(dim=2).values[..., None, None]
+    magnitude = flow.norm(dim=1).flatten()
     if statistic == 'mean':
         return float(magnitude.mean())
     return float(torch.quantile(magnitude, 0.9))

@@ -180,7 +180,7 @@ def test_policy_setter_switches_policy_and_resets_the_cache():
     (motion_policy(threshold=1, min_interval=11),  # max_interval defaults to key_frame_interval=10
      r'^test_cfg\.key_frame_policy\.min_interval must be <= max_interval \(default: key_frame_interval=10\), got 11$'),
     (motion_policy(threshold=1, statistic='median'),
-     r"^test_cfg\.key_frame_policy\.statistic must be one of \('mean', 'p90'\), got 'median'$"),
+     r"^test_cfg\.key_frame_policy\.statistic must be one of \('mean', 'p90', 'p90_relative'\), got 'median'$"),
     (motion_policy(threshold=1, interval=5), r"^test_cfg\.key_frame_policy has unknown key\(s\) \['interval'\]"),
     (dict(type='fixed', threshold=1), r"^test_cfg\.key_frame_policy has unknown key\(s\) \['threshold'\] for "
                                       r"type='fixed'"),
@@ -330,3 +330,29 @@ def test_profiled_parts_split_key_and_non_key_frames():
     assert summary['non-key']['warp'] >= 20.0
     # The wrappers nest: the profiler (entered last) wraps timed_predict's call, so its total contains that time.
     assert [f['total'] >= r.seconds > 0 for r, f in zip(model.frame_records, frames)] == [True] * 7
+
+
+@pytest.mark.parametrize('camera,expect_key', [(0.0, True), (12.0, True), (-30.0, True)])
+def test_relative_statistic_ignores_the_camera_motion(camera, expect_key):
+    """Everything pans by ``camera`` px (u) and a fifth of the pixels move 8 px more (v): 'p90_relative' sees 8 px
+    whatever the pan; 'mean' would see mostly the pan."""
+    model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
+        threshold=5.0, statistic='p90_relative'))).eval()
+
+    def forward(img, ref):
+        flow = torch.zeros(1, 2, HEIGHT, WIDTH)
+        flow[:, 0] = camera
+        flow[:, 1, :HEIGHT // 5] = 8.0
+        return flow
+
+    model.motion.forward = forward
+    assert run_frames(model, range(2)) == [True, expect_key]
+    assert model.frame_records[1].motion_px == pytest.approx(8.0, abs=1e-4)
+
+
+def test_relative_statistic_stays_quiet_under_a_pure_pan():
+    model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
+        threshold=1.0, statistic='p90_relative'))).eval()
+    model.motion.forward = lambda img, ref: torch.full((1, 2, HEIGHT, WIDTH), 20.0)  # 28 px of camera motion
+    assert run_frames(model, range(3)) == [True, False, False]
+    assert model.frame_records[1].motion_px == pytest.approx(0.0, abs=1e-4)
