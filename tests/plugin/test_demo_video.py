@@ -148,7 +148,7 @@ def test_demo_with_video_detector(detector, tmp_path):
                        '--out', str(out), '--key-frame-interval', '2', '--score-thr', '0.05'])
     assert stats['frames'] == 5
     written = list(iio.imiter(out))
-    assert len(written) == 5 and written[0].shape == (160, 224, 3)
+    assert len(written) == 5 and written[0].shape == (224, 288, 3)
 
 
 def test_checkpoint_of_another_model_is_refused(detector, tmp_path):

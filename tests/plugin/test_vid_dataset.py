@@ -165,7 +165,7 @@ def test_train_pipeline_contract(synth):
         sample = dataset[(video_index, frame_index)]
         inputs, track = sample['inputs'], sample['data_samples']
         assert isinstance(track, TrackDataSample)
-        assert inputs.dtype == torch.uint8 and inputs.shape == (3, 3, 160, 224)
+        assert inputs.dtype == torch.uint8 and inputs.shape == (3, 3, 224, 288)
         frames = track.video_data_samples
         assert len(frames) == 3 and all(isinstance(f, DetDataSample) for f in frames)
         ids = [f.metainfo['frame_id'] for f in frames]
@@ -186,9 +186,9 @@ def test_train_pipeline_contract(synth):
     preprocessor = MODELS.build(dict(type='TrackDataPreprocessor', mean=[123.675, 116.28, 103.53],
                                      std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_size_divisor=32))
     out = preprocessor(batch, training=True)
-    assert out['inputs'].shape == (2, 3, 3, 160, 224) and out['inputs'].dtype == torch.float32
+    assert out['inputs'].shape == (2, 3, 3, 224, 288) and out['inputs'].dtype == torch.float32
     assert abs(float(out['inputs'].mean())) < 2
-    assert out['data_samples'][0][2].metainfo['pad_shape'] == (160, 224)
+    assert out['data_samples'][0][2].metainfo['pad_shape'] == (224, 288)
 
 
 def test_box_annotations_survive_pipeline(synth):
@@ -212,7 +212,7 @@ def test_test_loader_order_and_metainfo(synth):
     loader = Runner.build_dataloader(copy.deepcopy(cfg.test_dataloader), seed=0)
     order = []
     for batch in loader:
-        assert len(batch['inputs']) == 1 and batch['inputs'][0].shape == (1, 3, 160, 224)
+        assert len(batch['inputs']) == 1 and batch['inputs'][0].shape == (1, 3, 224, 288)
         frame = batch['data_samples'][0].video_data_samples[0]
         order.append((frame.metainfo['video_id'], frame.metainfo['frame_id']))
         assert frame.metainfo['video_length'] == 12
@@ -229,7 +229,7 @@ def test_concat_video_dataset_with_track_sampler(synth):
                                                                           datasets=[train, val]))
     loader = Runner.build_dataloader(loader_cfg, seed=0)
     dataset = loader.dataset
-    assert len(dataset) == 4 and dataset.metainfo['classes'] == ('disc', 'box', 'triangle')
+    assert len(dataset) == 4 and dataset.metainfo['classes'] == ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
     indices = list(iter(loader.sampler))
     assert sorted(indices) == [(v, f) for v in range(4) for f in range(12)]
     sample = dataset[(3, 11)]  # the second video of the second part: val.json, video 2, last frame
