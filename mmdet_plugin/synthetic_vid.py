@@ -5,9 +5,9 @@ shape classes (``CLASSES``: the class is the outline; the texture is a random ph
 up to two unannotated poles that pass in front of or behind them. What makes it a video-detection benchmark rather
 than a still-image one:
 
-- **Motion like ImageNet VID**: each object's speed relative to the frame is drawn as slow / medium / fast with the
-  mix FGFA reports for ImageNet VID val (about 38 / 36 / 26 %), in units of the object's size, so the FGFA motion-IoU
-  split (``mmdet_plugin.evaluation``) finds all three. Medium and fast objects also grow or shrink; fast objects and
+- **Motion like ImageNet VID**: each object's speed relative to the frame is drawn as slow / medium / fast in the
+  proportions 38 / 36 / 26 % (most objects slow or medium, as in ImageNet VID), in units of the object's size, so the
+  FGFA motion-IoU split (``mmdet_plugin.evaluation``) finds all three. Medium and fast objects also grow or shrink; fast objects and
   some medium ones enter or leave the frame.
 - **Camera motion**: the background pans (up to 1.5 px/frame) and the whole frame shakes (up to 1 px).
 - **Occlusion**: objects overlap in depth order and poles cut through them. An object whose visible part is under
@@ -54,7 +54,7 @@ SPEEDS = ('slow', 'medium', 'fast')
 # +-10 frames, mean offset 5.5) a translating box scores about 1 - 11 k (|cos a| + |sin a|); pixel rounding of the
 # boxes and the camera shake cost a few hundredths more. These ranges land mostly in > 0.9, 0.7-0.9 and < 0.7.
 _SPEED_RANGE = {'slow': (0.0, 0.003), 'medium': (0.011, 0.016), 'fast': (0.03, 0.07)}
-_SPEED_PROBS = (0.38, 0.36, 0.26)
+_SPEED_PROBS = (0.38, 0.36, 0.26)  # slow, medium, fast
 # Scale change per frame (log size), medium and fast objects only (a slow object that zooms is not slow).
 _GROWTH = {'slow': 0.0, 'medium': 0.003, 'fast': 0.008}
 _PHOTO_NAMES = ('astronaut', 'coffee', 'chelsea', 'rocket', 'immunohistochemistry', 'hubble_deep_field', 'coins',
