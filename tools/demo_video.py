@@ -149,7 +149,7 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
     model_time, count = 0.0, 0
     start = time.perf_counter()
     try:
-        with tqdm(total=total, desc='demo', unit='frame') as bar:
+        with tqdm(total=total, desc='demo', unit='frame', disable=None) as bar:  # quiet off a terminal
             for index, frame in enumerate(_chain(first, frames)):
                 if max_frames is not None and index >= max_frames:
                     break
