@@ -57,15 +57,16 @@ def _is_motion(row: dict) -> bool:
     return row.get('policy') == 'motion'
 
 
+def _num(v: float | None, fmt: str = '.2f') -> str:
+    return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
+
+
 def markdown_table(rows: list[dict], title: str) -> str:
     """One row per interval (fixed policy) or threshold (motion policy, its max interval in the interval column):
     mAP@50 overall / slow / medium / fast (%), fps, latencies (ms), the fraction of key frames and the mean motion
     statistic (input pixels; motion policy only)."""
     def pct(v):
         return 'n/a' if math.isnan(v) else f'{100 * v:.1f}'
-
-    def num(v, fmt='.2f'):
-        return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
 
     every = [r['mean_ms'] for r in rows if not _is_motion(r) and r['key_frame_interval'] == 1]
     lines = [f'# {title}', '', '| policy | interval | threshold px | mAP@50 | slow | medium | fast | fps | ms/frame | '
@@ -79,14 +80,10 @@ def markdown_table(rows: list[dict], title: str) -> str:
         key_fraction = r['key_frames'] / r['frames'] if r['frames'] else float('nan')
         maps = ' | '.join(pct(_metric(r, name)) for name in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast'))
         lines.append(f'| {policy} | {interval} | {threshold} | {maps} | '
-                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {num(r["mean_ms"] / every[0] if every else None)} | '
-                     f'{r["key_ms"]:.2f} | {num(r["nonkey_ms"])} | '
-                     f'{num(key_fraction)} | {num(r.get("mean_motion_px"))} |')
+                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {_num(r["mean_ms"] / every[0] if every else None)} | '
+                     f'{r["key_ms"]:.2f} | {_num(r["nonkey_ms"])} | '
+                     f'{_num(key_fraction)} | {_num(r.get("mean_motion_px"))} |')
     return '\n'.join(lines) + '\n'
-
-
-def _num(v: float, fmt: str = '.2f') -> str:
-    return 'n/a' if math.isnan(v) else format(v, fmt)
 
 
 def profile_table(parts: dict[str, dict[str, float]], interval: int) -> str:

@@ -60,6 +60,24 @@ class _KeyState:
     feats: Feats               # head features of the key frame per level (aggregated if an aggregator is used)
 
 
+@contextmanager
+def patched_attributes(patches: Sequence[tuple[object, str, object]]) -> Iterator[None]:
+    """Set instance attributes ``(object, name, value)`` for the block, then restore what each object held before
+    (back to the class's method where it held nothing)."""
+    missing = object()
+    saved = [(obj, attr, vars(obj).get(attr, missing)) for obj, attr, _ in patches]
+    for obj, attr, value in patches:
+        setattr(obj, attr, value)
+    try:
+        yield
+    finally:
+        for obj, attr, old in reversed(saved):
+            if old is missing:
+                vars(obj).pop(attr, None)
+            else:
+                setattr(obj, attr, old)
+
+
 def summarize_frame_records(records: Sequence[FrameRecord]) -> dict:
     """Frames, fps and mean latency (ms) over all / key / non-key frames of a run (the timed records), and the mean
     ``motion_px`` over the frames that have one (NaN if none)."""
@@ -302,15 +320,9 @@ class FlowVideoDetector(BaseDetector):
     def _given_features(self, feats: Feats) -> Iterator[None]:
         """Make the wrapped detector's ``extract_feat`` return ``feats`` (its own loss/predict code path then runs
         from these features: RPN + RoI heads for two-stage detectors, the bbox head for single-stage ones)."""
-        own = vars(self.detector).get('extract_feat')  # a wrapper someone set (a profiler) comes back afterwards
-        self.detector.extract_feat = lambda *args, **kwargs: feats  # instance attribute shadows the method
-        try:
+        # An instance attribute shadows the method; a wrapper someone set (a profiler) comes back afterwards.
+        with patched_attributes([(self.detector, 'extract_feat', lambda *args, **kwargs: feats)]):
             yield
-        finally:
-            if own is None:
-                del self.detector.extract_feat
-            else:
-                self.detector.extract_feat = own
 
     def _head_loss(self, images: Tensor, feats: Feats, samples: list[DetDataSample]) -> dict:
         with self._given_features(feats):

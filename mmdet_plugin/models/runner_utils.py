@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from lightflow.engine.config import load_config
 
-from .flow_video_detector import FlowVideoDetector, summarize_frame_records
+from .flow_video_detector import FlowVideoDetector, patched_attributes, summarize_frame_records
 
 __all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts',
-           'summarize_parts', 'PROFILE_PARTS']
+           'summarize_parts', 'PROFILE_PARTS', 'warm_up_motion']
 
 # Config loading (with `data_root=` re-pointing every dataset root) is shared with the flow tools.
 load_vid_config = load_config
@@ -39,21 +39,26 @@ def warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
     model.train(was_training)
 
 
-@contextlib.contextmanager
-def _patched(patches: list[tuple[Any, str, Any]]) -> Iterator[None]:
-    """Set instance attributes (object, name, value) for the block, then restore what was there before."""
-    missing = object()
-    saved = [(obj, attr, vars(obj).get(attr, missing)) for obj, attr, _ in patches]
-    for obj, attr, value in patches:
-        setattr(obj, attr, value)
-    try:
-        yield
-    finally:
-        for obj, attr, old in reversed(saved):
-            if old is missing:
-                vars(obj).pop(attr, None)  # back to the class's method
-            else:
-                setattr(obj, attr, old)
+def _sync(args: tuple, kwargs: dict) -> None:
+    """Wait for the GPU when the first tensor among a call's arguments is on CUDA, so a timer measures work, not
+    launches."""
+    import torch
+
+    t = next((a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)), None)
+    if t is not None and t.is_cuda:
+        torch.cuda.synchronize(t.device)
+
+
+def _timed(fn: Callable, record: Callable[[float], None]) -> Callable:
+    """``fn`` wrapped to pass the seconds of each call (GPU-synchronised) to ``record``."""
+    def timed(*args, **kwargs):
+        _sync(args, kwargs)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        _sync(args, kwargs)
+        record(time.perf_counter() - start)
+        return out
+    return timed
 
 
 @contextlib.contextmanager
@@ -63,22 +68,10 @@ def timed_predict(model: FlowVideoDetector) -> Iterator[None]:
     The wall time of the call: features, flow, warp, head, decoding and NMS (not data loading or the metric). On CUDA
     the device is synchronised before and after, so the time is the frame's work, not its launch.
     """
-    import torch
+    def record(seconds: float) -> None:
+        model.frame_records[-1].seconds = seconds
 
-    predict = model.predict
-
-    def timed(batch_inputs, *args, **kwargs):
-        sync = batch_inputs.is_cuda
-        if sync:
-            torch.cuda.synchronize(batch_inputs.device)
-        start = time.perf_counter()
-        out = predict(batch_inputs, *args, **kwargs)
-        if sync:
-            torch.cuda.synchronize(batch_inputs.device)
-        model.frame_records[-1].seconds = time.perf_counter() - start
-        return out
-
-    with _patched([(model, 'predict', timed)]):
+    with patched_attributes([(model, 'predict', _timed(model.predict, record))]):
         yield
 
 
@@ -104,25 +97,13 @@ def profiled_parts(model: FlowVideoDetector) -> Iterator[list[dict]]:
     the key-frame policy, caching, un-normalising). Parts are wrapped at the instance level, with a CUDA
     synchronisation around each on GPU; the wrappers cost a few microseconds a call.
     """
-    import torch
-
     frames: list[dict] = []
     current: dict = {}
 
-    def sync(args):
-        t = next((a for a in args if isinstance(a, torch.Tensor)), None)
-        if t is not None and t.is_cuda:
-            torch.cuda.synchronize(t.device)
-
     def wrap(name, fn):
-        def timed(*args, **kwargs):
-            sync(args)
-            start = time.perf_counter()
-            out = fn(*args, **kwargs)
-            sync(args)
-            current[name] = current.get(name, 0.0) + time.perf_counter() - start
-            return out
-        return timed
+        def record(seconds: float) -> None:
+            current[name] = current.get(name, 0.0) + seconds
+        return _timed(fn, record)
 
     predict = wrap('total', model.predict)
 
@@ -135,7 +116,7 @@ def profiled_parts(model: FlowVideoDetector) -> Iterator[list[dict]]:
         return out
 
     patches = [(obj, attr, wrap(name, getattr(obj, attr))) for name, obj, attr in _part_targets(model)]
-    with _patched(patches + [(model, 'predict', frame)]):
+    with patched_attributes(patches + [(model, 'predict', frame)]):
         yield frames
 
 
