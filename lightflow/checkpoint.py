@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .models.lightflow import LightFlow, LightFlowConfig, build_lightflow
+from .models.lightflow import LightFlow, LightFlowConfig, build_lightflow, scale_channels
 
 __all__ = ['load_lightflow_checkpoint', 'load_lightflow_weights', 'lightflow_state_dict', 'lightflow_config',
            'checkpoint_config', 'checkpoint_width']
@@ -92,11 +92,6 @@ def lightflow_state_dict(checkpoint: dict[str, Any], source: str = 'checkpoint')
     return state
 
 
-def _scaled(channels: tuple[int, ...], width: float) -> list[int]:
-    """Channel counts of a LightFlow of ``width`` (the same rounding as its constructor)."""
-    return [max(1, int(c * width)) for c in channels]
-
-
 def _stage_channels(state: dict[str, Tensor], group: str) -> list[int]:
     """Out channels of every ``encoder`` / ``decoder`` stage of a state dict (their pointwise convs)."""
     out, i = [], 0
@@ -118,8 +113,8 @@ def checkpoint_width(state: dict[str, Tensor]) -> float:
     conv1 = state[_CONV1_KEY].shape[0] / cfg.encoder_channels[0]
     widest = enc[-1] / cfg.encoder_channels[-1] if len(enc) == len(cfg.encoder_channels) else conv1
     for width in (conv1, round(widest, 2), round(widest, 3), round(widest, 4), widest):
-        if (width > 0 and enc == _scaled(cfg.encoder_channels, width)
-                and dec == _scaled(cfg.decoder_channels, width)):
+        if (width > 0 and enc == scale_channels(cfg.encoder_channels, width)
+                and dec == scale_channels(cfg.decoder_channels, width)):
             return float(width)
     return float(conv1)
 
@@ -145,35 +140,9 @@ def checkpoint_config(checkpoint: Any, state: dict[str, Tensor], source: str = '
 
 
 def lightflow_config(model: LightFlow) -> dict[str, Any]:
-    """Every :class:`LightFlowConfig` field of a built network, read back from its layers (for checkpoint meta).
-
-    Channel counts before scaling are the defaults wherever they give the built count, else the smallest count that
-    scales to it; ``build_lightflow(LightFlowConfig(**result))`` rebuilds the same architecture.
-    """
-    width = model.width_mult
-
-    def unscaled(built: list[int], defaults: tuple[int, ...]) -> tuple[int, ...]:
-        out = []
-        for i, n in enumerate(built):
-            if i < len(defaults) and _scaled((defaults[i],), width)[0] == n:
-                out.append(defaults[i])
-                continue
-            found = next((c for c in range(max(1, int(n / width) - 2), int(n / width) + 3)
-                          if _scaled((c,), width)[0] == n), None)
-            if found is None:
-                raise ValueError(f'cannot express {n} channels as int(c * {width:g}) for any c')
-            out.append(found)
-        return tuple(out)
-
-    cfg = LightFlowConfig()
-    return dict(
-        width_mult=width,
-        encoder_channels=unscaled([stage[3].out_channels for stage in model.encoder], cfg.encoder_channels),
-        encoder_strides=tuple(stage[0].stride[0] for stage in model.encoder),
-        decoder_channels=unscaled([stage[3].out_channels for stage in model.decoder], cfg.decoder_channels),
-        div_flow=model.div_flow,
-        negative_slope=float(model.encoder[0][2].negative_slope),
-    )
+    """Every :class:`LightFlowConfig` field of a built network (for checkpoint meta): its :attr:`LightFlow.config`,
+    the one source of its hyperparameters; ``build_lightflow(LightFlowConfig(**result))`` rebuilds it."""
+    return dataclasses.asdict(model.config)
 
 
 def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:

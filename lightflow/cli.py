@@ -15,6 +15,7 @@ and builds its parser with this module's pieces::
     ...
     device = check_device(args.device)                # '--device cuda: CUDA is not available on this machine'
     out = check_output_dir(args.out_dir, '--out-dir')  # '--out-dir x: exists and is a file, not a folder'
+    check_not_an_input([args.out], {'checkpoint': args.checkpoint}, '--out')  # never write over an input
 
 Exit status: 0 on success (or the int ``main`` returns), 1 for every user error (bad arguments or bad input files;
 the tests pin 1), 130 on Ctrl-C.
@@ -32,14 +33,17 @@ Pure Python: mmengine and torch are imported only inside the helpers that need t
 from __future__ import annotations
 
 import argparse
+import math
+import numbers
 import os
 import re
 import sys
+import warnings
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
 __all__ = ['USER_ERRORS', 'run_main', 'error_message', 'ArgumentParser', 'CfgOptionsAction', 'positive_int',
-           'finite_float', 'positive_float', 'check_device', 'check_output_dir', 'load_fitting_checkpoint']
+           'non_negative_int', 'finite_float', 'positive_float', 'check_device', 'check_output_dir', 'check_not_an_input', 'finite_json', 'load_fitting_checkpoint']
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError, ImportError)
 
@@ -64,6 +68,7 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
         the exit status for ``sys.exit``: ``main``'s return value when it is an int, else 0; 1 after a user error
         (:data:`USER_ERRORS`); 130 after Ctrl-C. Other exceptions propagate with their traceback.
     """
+    quiet_known_warnings()
     try:
         result = main(argv)
     except USER_ERRORS as e:
@@ -77,6 +82,17 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
     return result if type(result) is int else 0
 
 
+# Warnings of libraries that say nothing to a user of the tools; each would otherwise print 2 lines before any result
+# or error line. mmdet warns when its optional faster_coco_eval metric backend is missing, which the tools never use.
+_KNOWN_WARNINGS = ('faster_coco_eval is not installed',)
+
+
+def quiet_known_warnings() -> None:
+    """Silence :data:`_KNOWN_WARNINGS` (called by :func:`run_main`, i.e. where every tool starts)."""
+    for message in _KNOWN_WARNINGS:
+        warnings.filterwarnings('ignore', message=re.escape(message), category=UserWarning)
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are one line, ``error: --opt: what is wrong`` (exit status 1),
     instead of the usage block plus ``prog: error: argument --opt: ...`` (exit status 2). ``--help`` is unchanged."""
@@ -86,15 +102,24 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(f'error: {" ".join(message.split())}')
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f'must be an integer >= 1, got {text!r}') from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f'must be >= 1, got {value}')
+        raise argparse.ArgumentTypeError(f'must be an integer >= {least}, got {text!r}') from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f'must be >= {least}, got {value}')
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (e.g. a seed)."""
+    return _int_at_least(text, 0)
 
 
 def finite_float(text: str) -> float:
@@ -185,6 +210,38 @@ def check_output_dir(path: str | os.PathLike, option: str) -> Path:
                 raise ValueError(f'{option} {path}: {what}')
             break
     return path
+
+
+def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Mapping[str, Any], option: str) -> None:
+    """Refuse to write any of ``outputs`` over one of the tool's ``inputs``: ``ValueError`` naming ``option``.
+
+    An output is refused when it resolves (symlinks followed) to an input file, is the same file under another name
+    (a hard link), or lies inside an input folder (a folder of frames). ``inputs`` maps a description (``'checkpoint'``,
+    ``'config'``, ...) to a path or a list of paths; None entries are skipped.
+    """
+    resolved = []
+    for what, paths in inputs.items():
+        for path in paths if isinstance(paths, (list, tuple, set)) else [paths]:
+            if path is not None:
+                resolved.append((what, Path(path), Path(path).resolve()))
+    for out in outputs:
+        target = Path(out).resolve()
+        for what, path, source in resolved:
+            same = target == source or (target.exists() and source.exists() and os.path.samefile(target, source))
+            if same or (source.is_dir() and source in target.parents):
+                raise ValueError(f'{option} {out}: would overwrite the input {what} {path}; choose another path')
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with every NaN / infinite number replaced by None (``null``): ``json.dump`` would write ``NaN``,
+    which is not JSON. Dicts, lists and tuples are converted recursively; use with ``allow_nan=False``."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: str | os.PathLike) -> dict:

@@ -1,22 +1,29 @@
 """Deployable Light Flow: one graph from two RGB frames to flow in pixels, exported to ONNX.
 
-:class:`FlowGraph` is what a deployer runs: ``(img1, img2)`` RGB 0..255 float (N, 3, H, W) -> (N, 2, H, W) flow in
-pixels at the input size, the convention of :func:`lightflow.estimate_flow`. Everything ``estimate_flow`` does around
-the network is inside the graph: normalisation, replicate padding to /64, the five-scale average, the ``div_flow``
-scale and the bilinear upsampling, so the ONNX file needs no Python around it. BatchNorm is folded into the convs and
-the 1/5 averaging weight into each predictor's last conv (both linear, so the output is unchanged up to rounding).
+:meth:`FlowGraph.pixel_flow` is the only code that turns two RGB 0..255 frames into flow in pixels: normalisation,
+replicate padding to /64, the network (its own ``forward_features``: encoder, decoder, five-scale average), the
+``div_flow`` scale and the bilinear upsampling (or none: the network's 1/4 grid). :func:`lightflow.estimate_flow`,
+:class:`lightflow.FlowEstimator` (every backend), ``LightFlowMotion``, ``LightFlowModel.predict`` and ``NonKeyStep``
+all call it, on the model itself when gradients are needed and on a BN-folded copy (:class:`FlowGraph`) to deploy.
+:class:`FlowGraph` is that function as a module, so the ONNX file needs no Python around it; BatchNorm is folded into
+the convs (linear, so the output is unchanged up to rounding).
 
-:func:`export_onnx` writes it with ``torch.onnx.export`` (opset 17, TorchScript-based exporter: ~0.3 s for alpha = 1.0)
-and checks it with ``onnx.checker``; the model's width and the export size travel in the file's metadata
-(:func:`read_onnx_metadata`), so a runtime can refuse a file made for another model.
+:func:`module_onnx_bytes` is the one ONNX exporter (the flow graph here, the detector's non-key step in
+``mmdet_plugin.export``): ``torch.onnx.export`` (opset 17, TorchScript-based exporter: ~0.3 s for alpha = 1.0), with a
+sha256 of the weights (initializers) in the file's metadata, so :func:`check_onnx_matches` can refuse a file whose
+weights were edited after the export. :func:`export_onnx` adds the model's width and the export size
+(:func:`read_onnx_metadata`), so a runtime can refuse a file made for another model, and checks the file with
+``onnx.checker``. Exports refuse NaN/inf weights, and the flow export a size whose tracing would not fit in memory.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import os
 import warnings
 from pathlib import Path
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +32,16 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .models.lightflow import LightFlow
 
-__all__ = ['FlowGraph', 'fold_lightflow', 'export_onnx', 'onnx_bytes', 'read_onnx_metadata', 'check_onnx_matches']
+__all__ = ['FlowGraph', 'fold_lightflow', 'export_onnx', 'onnx_bytes', 'module_onnx_bytes', 'read_onnx_metadata',
+           'check_onnx_matches', 'check_finite_weights', 'export_memory_bytes', 'initializers_sha256',
+           'pad_to_multiple']
 
 OPSET = 17
 INPUT_NAMES = ('img1', 'img2')
 OUTPUT_NAMES = ('flow',)
 
 
-def _fold_stage(stage: nn.Sequential, scale_last: float = 1.0) -> nn.Sequential:
+def _fold_stage(stage: nn.Sequential) -> nn.Sequential:
     """conv [-> BN] [-> LeakyReLU] ... -> the same stage with every BN folded into its conv (a fresh copy)."""
     layers, out, i = list(stage), [], 0
     while i < len(layers):
@@ -46,26 +55,25 @@ def _fold_stage(stage: nn.Sequential, scale_last: float = 1.0) -> nn.Sequential:
         if i < len(layers) and isinstance(layers[i], nn.LeakyReLU):
             out.append(nn.LeakyReLU(layers[i].negative_slope, inplace=True))
             i += 1
-    if scale_last != 1.0:
-        last = out[-1]
-        assert isinstance(last, nn.Conv2d), 'only a linear last conv may absorb the averaging weight'
-        with torch.no_grad():
-            last.weight.mul_(scale_last)
-            if last.bias is not None:
-                last.bias.mul_(scale_last)
     return nn.Sequential(*out)
 
 
 def fold_lightflow(model: LightFlow) -> LightFlow:
-    """A frozen eval-mode copy of ``model`` with BN folded into the convs and each predictor's output pre-scaled by
-    ``1 / num_predictions``, so that :meth:`FlowGraph.features` only sums the upsampled predictions."""
+    """A frozen eval-mode copy of ``model`` with BN folded into the convs (same ``forward_features``, no BN)."""
     net = copy.deepcopy(model).eval()
-    n = len(net.predictors)
     with torch.no_grad():
-        net.encoder = nn.ModuleList(_fold_stage(s) for s in net.encoder)
-        net.decoder = nn.ModuleList(_fold_stage(s) for s in net.decoder)
-        net.predictors = nn.ModuleList(_fold_stage(s, 1.0 / n) for s in net.predictors)
+        for name in ('encoder', 'decoder', 'predictors'):
+            setattr(net, name, nn.ModuleList(_fold_stage(s) for s in getattr(net, name)))
     return net.requires_grad_(False)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Replicate-pad (N, C, H, W) bottom/right to multiples of ``multiple``; returns the padded map and old (H, W)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode='replicate')
+    return x, (h, w)
 
 
 class FlowGraph(nn.Module):
@@ -91,42 +99,37 @@ class FlowGraph(nn.Module):
         self.size_divisor = model.size_divisor
 
     def features(self, x: Tensor) -> Tensor:
-        """(N, 6, H, W) normalised pair -> (N, 2, H/4, W/4) averaged prediction (``LightFlow.forward_features``).
-
-        With folded weights the average is accumulated coarse to fine, ``acc = up2(acc) + pred_k``: composing
-        nearest x2 upsamplings equals one nearest x2^k upsampling, so this is exact, and each add is a cheap one.
-        """
-        if not self.folded:
-            return self.net.forward_features(x)
-        net = self.net
-        feats = []
-        for stage in net.encoder:
-            x = stage(x)
-            feats.append(x)
-        x = net.decoder[0](x)
-        acc = net.predictors[0](x)
-        for i, skip in enumerate(net.skip_stages):
-            x = F.interpolate(x, scale_factor=2.0, mode='nearest')
-            x = net.decoder[i + 1](torch.cat([x, feats[skip]], dim=1))
-            acc = F.interpolate(acc, scale_factor=2.0, mode='nearest') + net.predictors[i + 1](x)
-        return acc
+        """(N, 6, H, W) normalised pair -> (N, 2, H/4, W/4) averaged prediction (the network's ``forward_features``)."""
+        return self.net.forward_features(x)
 
     def forward(self, img1: Tensor, img2: Tensor) -> Tensor:
         """(N, 3, H, W) RGB 0..255 frames, any H, W -> (N, 2, H, W) flow (u, v) in pixels from ``img1`` to ``img2``
         (``upsample=False``: (N, 2, H/4, W/4) in pixels of that grid)."""
-        h, w = img1.shape[-2:]
-        x = self.net.normalize(img1, img2)
-        ph, pw = (-h) % self.size_divisor, (-w) % self.size_divisor
-        if not self.upsample:
-            if ph or pw:
-                raise ValueError(f'FlowGraph(upsample=False) needs H and W divisible by {self.size_divisor}, '
+        return self.pixel_flow(self.net, img1, img2, self.upsample)
+
+    @staticmethod
+    def pixel_flow(net: LightFlow, img1: Tensor, img2: Tensor, upsample: bool = True) -> Tensor:
+        """The frames -> pixel-flow path of every caller, on ``net`` as it is (plain and differentiable, or folded).
+
+        Args:
+            net: a :class:`LightFlow` (or its BN-folded copy).
+            img1: (N, 3, H, W) RGB 0..255 float frame the flow is defined on; any H, W.
+            img2: (N, 3, H, W) frame it points to.
+            upsample: flow at the input size (default); ``False``: at the network's 1/4 grid in pixels of that grid
+                (H and W must then be multiples of ``net.size_divisor``, so that the grid covers the frame).
+
+        Returns:
+            (N, 2, H, W) flow (u, v) in pixels, or (N, 2, H/4, W/4) without ``upsample``.
+        """
+        x, (h, w) = pad_to_multiple(net.normalize(img1, img2), net.size_divisor)
+        if not upsample:
+            if tuple(x.shape[-2:]) != (h, w):
+                raise ValueError(f'flow without upsampling needs H and W divisible by {net.size_divisor}, '
                                  f'got {h}x{w}')
-            return self.features(x) * (self.div_flow / 4.0)
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode='replicate')
+            return net.forward_features(x) * (net.div_flow / 4.0)
         # Scale before upsampling (bilinear is linear): 16x fewer multiplies than scaling the full-size map.
-        pred = self.features(x) * self.div_flow
-        flow = F.interpolate(pred, size=(h + ph, w + pw), mode='bilinear', align_corners=False)
+        pred = net.forward_features(x) * net.div_flow
+        flow = F.interpolate(pred, size=x.shape[-2:], mode='bilinear', align_corners=False)
         return flow[:, :, :h, :w]
 
 
@@ -137,8 +140,106 @@ def _check_size(height: int, width: int) -> tuple[int, int]:
     return height, width
 
 
+def check_finite_weights(model: nn.Module, what: str = 'the Light Flow model') -> None:
+    """``ValueError`` naming the first parameter or buffer of ``model`` (``what``, in the message) that holds NaN/inf
+    (a diverged or corrupt checkpoint: its output would be all NaN)."""
+    for name, t in (*model.named_parameters(), *model.named_buffers()):
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            bad = int((~torch.isfinite(t)).sum())
+            raise ValueError(f'{what} has {bad} NaN/inf values in {name} (a diverged or corrupt checkpoint?); '
+                             'refusing to run or export it')
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``), ``None`` where unknown."""
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def export_memory_bytes(model: LightFlow | FlowGraph, height: int, width: int, batch: int = 1) -> int:
+    """About how many bytes exporting (tracing) the flow graph at this size needs: every activation of one forward
+    pass at the padded size, measured on a 64x64 input and scaled by the pixel count."""
+    graph = model if isinstance(model, FlowGraph) else FlowGraph(model)
+    div = graph.size_divisor
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda m, i, o: sizes.append(o.numel()))
+             for m in graph.net.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            graph.features(torch.zeros(1, 6, div, div, dtype=next(graph.parameters()).dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+    padded = (height + (-height) % div) * (width + (-width) % div)
+    per_pixel = sum(sizes) / (div * div) + 6 + 2 + 2 * 3 + 2  # + the pair, its normalised stack and the flow
+    return int(4 * batch * padded * per_pixel)
+
+
+def _check_memory(graph: FlowGraph, height: int, width: int, batch: int) -> None:
+    need, free = export_memory_bytes(graph, height, width, batch), _available_memory()
+    if free is not None and need > free:
+        raise ValueError(f'height/width {height}x{width} (batch {batch}): exporting needs about {need / 1e9:.1f} GB '
+                         f'of memory, only {free / 1e9:.1f} GB is available; export at a smaller size')
+
+
+def initializers_sha256(proto) -> str:
+    """sha256 of an ONNX model's weights (every initializer's name, dtype, shape and values, in name order)."""
+    from onnx import numpy_helper
+    digest = hashlib.sha256()
+    for init in sorted(proto.graph.initializer, key=lambda i: i.name):
+        arr = numpy_helper.to_array(init)
+        digest.update(f'{init.name}|{arr.dtype.str}|{arr.shape}|'.encode())
+        digest.update(arr.tobytes())
+    return digest.hexdigest()
+
+
+def module_onnx_bytes(module: nn.Module, example: tuple[Tensor, ...], input_names: Sequence[str],
+                      output_names: Sequence[str], *, dynamic_axes: dict | None = None, opset: int = OPSET,
+                      metadata: dict[str, str] | None = None, check: bool = False,
+                      what: str = 'the model') -> bytes:
+    """The one ONNX exporter: trace ``module`` on ``example`` and return the ONNX model bytes.
+
+    Refuses NaN/inf weights and ``opset < 17``; stores ``metadata`` and ``lightflow.weights_sha256`` (the sha256 of
+    the initializers, see :func:`check_onnx_matches`) in the file's ``metadata_props``.
+
+    Args:
+        module: the module to export (traced as is: put it in eval mode first).
+        example: its example inputs.
+        input_names: one name per input.
+        output_names: one name per output (flattened, as the module returns them).
+        dynamic_axes: ``torch.onnx.export``'s symbolic axes (e.g. ``{'img1': {0: 'batch'}}``).
+        opset: ONNX opset (>= 17).
+        metadata: extra ``key -> value`` entries.
+        check: validate with ``onnx.checker`` (full check, shape inference included).
+        what: how error messages name ``module``.
+    """
+    if opset < 17:
+        raise ValueError(f'opset must be >= 17, got {opset}')
+    check_finite_weights(module, what)
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice, once per export
+        torch.onnx.export(module, example, buf, opset_version=opset, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=dynamic_axes, do_constant_folding=True,
+                          dynamo=False)
+    import onnx  # only needed for the metadata and the check; the export itself is torch's
+    proto = onnx.load_from_string(buf.getvalue())
+    for key, value in {**(metadata or {}), 'lightflow.weights_sha256': initializers_sha256(proto)}.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    if check:
+        onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
 def onnx_bytes(model: LightFlow | FlowGraph, height: int, width: int, *, batch: int = 1,
-               dynamic_batch: bool = True, opset: int = OPSET) -> bytes:
+               dynamic_batch: bool = True, opset: int = OPSET, check: bool = False) -> bytes:
     """Export the :class:`FlowGraph` of ``model`` for (height, width) frames and return the ONNX model bytes.
 
     Args:
@@ -148,29 +249,21 @@ def onnx_bytes(model: LightFlow | FlowGraph, height: int, width: int, *, batch: 
         batch: batch size of the example input.
         dynamic_batch: make the batch axis symbolic (one graph for any batch size).
         opset: ONNX opset (>= 17).
+        check: validate with ``onnx.checker``.
     """
     height, width = _check_size(height, width)
-    if opset < 17:
-        raise ValueError(f'opset must be >= 17, got {opset}')
+    check_finite_weights(model)  # here too: the message then names the model's own parameter
     graph = model if isinstance(model, FlowGraph) else FlowGraph(model)
     graph = graph.eval().cpu().float()
+    _check_memory(graph, height, width, batch)
     example = (torch.zeros(batch, 3, height, width), torch.zeros(batch, 3, height, width))
     axes = {n: {0: 'batch'} for n in (*INPUT_NAMES, *OUTPUT_NAMES)} if dynamic_batch else None
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore')  # the TorchScript exporter's deprecation notice, once per export
-        torch.onnx.export(graph, example, buf, opset_version=opset, input_names=list(INPUT_NAMES),
-                          output_names=list(OUTPUT_NAMES), dynamic_axes=axes, do_constant_folding=True, dynamo=False)
-    import onnx  # only needed for the metadata; the export itself is torch's
-    proto = onnx.load_from_string(buf.getvalue())
     meta = {'lightflow.width_mult': repr(graph.width_mult), 'lightflow.div_flow': repr(graph.div_flow),
             'lightflow.height': str(height), 'lightflow.width': str(width),
             'lightflow.inputs': 'two RGB frames, float32 (N, 3, H, W), values 0..255',
             'lightflow.output': 'flow (u, v) in pixels, float32 (N, 2, H, W), out[y, x] = img2 at (x + u, y + v)'}
-    for key, value in meta.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    return proto.SerializeToString()
+    return module_onnx_bytes(graph, example, INPUT_NAMES, OUTPUT_NAMES, dynamic_axes=axes, opset=opset,
+                             metadata=meta, check=check, what='the Light Flow model')
 
 
 def export_onnx(model: LightFlow, path: str | os.PathLike, height: int, width: int, *, dynamic: bool = False,
@@ -190,36 +283,56 @@ def export_onnx(model: LightFlow, path: str | os.PathLike, height: int, width: i
         The written path.
     """
     from .io import atomic_write
-    data = onnx_bytes(model, height, width, batch=batch, dynamic_batch=dynamic, opset=opset)
-    import onnx
-    onnx.checker.check_model(onnx.load_from_string(data), full_check=True)
+    data = onnx_bytes(model, height, width, batch=batch, dynamic_batch=dynamic, opset=opset, check=True)
     path = Path(path)
     with atomic_write(path, 'wb') as f:
         f.write(data)
     return path
 
 
-def read_onnx_metadata(path: str | os.PathLike | bytes) -> dict[str, str]:
-    """The ``lightflow.*`` metadata of an exported file (empty for ONNX files not written by :func:`export_onnx`)."""
+def _load_onnx(path: str | os.PathLike | bytes):
+    """The ONNX proto of a file (or bytes); one-line errors naming the file."""
     import onnx
     if isinstance(path, bytes):
-        proto = onnx.load_from_string(path)
-    else:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f'{path}: no such ONNX file')
-        try:
-            proto = onnx.load(str(path), load_external_data=False)
-        except Exception as e:  # protobuf raises its own DecodeError for non-ONNX bytes
-            raise ValueError(f'{path}: not an ONNX model ({type(e).__name__}: {e})') from None
+        return onnx.load_from_string(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'{path}: no such ONNX file')
+    if Path(path).stat().st_size == 0:
+        raise ValueError(f'{path}: empty file (0 bytes), not an ONNX model')
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # protobuf raises its own DecodeError for non-ONNX bytes
+        raise ValueError(f'{path}: not an ONNX model ({type(e).__name__}: {e})') from None
+
+
+def read_onnx_metadata(path: str | os.PathLike | bytes) -> dict[str, str]:
+    """The ``lightflow.*`` metadata of an exported file (empty for ONNX files not written by :func:`export_onnx`)."""
+    proto = _load_onnx(path)
     return {p.key: p.value for p in proto.metadata_props if p.key.startswith('lightflow.')}
 
 
 def check_onnx_matches(path: str | os.PathLike, model: LightFlow) -> dict[str, str]:
-    """Refuse an exported file made for another width than ``model``'s; returns its metadata."""
-    meta = read_onnx_metadata(path)
+    """Refuse an exported file made for another width than ``model``'s, or whose weights changed after the export
+    (their sha256 differs from the one stored at export; files exported before it was stored skip that check).
+
+    Returns:
+        the file's ``lightflow.*`` metadata.
+    """
+    proto = _load_onnx(path)
+    meta = {p.key: p.value for p in proto.metadata_props if p.key.startswith('lightflow.')}
+    where = 'the ONNX bytes' if isinstance(path, bytes) else str(path)
     if 'lightflow.width_mult' not in meta:
-        raise ValueError(f'{path}: not a Light Flow export (no lightflow.width_mult metadata; use export_onnx)')
-    if float(meta['lightflow.width_mult']) != model.width_mult:
-        raise ValueError(f'{path}: exported for width_mult={meta["lightflow.width_mult"]}, but the model has '
+        raise ValueError(f'{where}: not a Light Flow export (no lightflow.width_mult metadata; use export_onnx)')
+    try:
+        width = float(meta['lightflow.width_mult'])
+    except ValueError:
+        raise ValueError(f'{where}: bad lightflow.width_mult metadata {meta["lightflow.width_mult"]!r} (not a '
+                         'number)') from None
+    if width != model.width_mult:
+        raise ValueError(f'{where}: exported for width_mult={meta["lightflow.width_mult"]}, but the model has '
                          f'width_mult={model.width_mult}')
+    stored = meta.get('lightflow.weights_sha256')
+    if stored is not None and stored != initializers_sha256(proto):
+        raise ValueError(f'{where}: its weights differ from the ones exported (sha256 of the initializers does not '
+                         'match lightflow.weights_sha256); the file was modified after export_onnx')
     return meta

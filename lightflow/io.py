@@ -10,11 +10,13 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'encode_png', 'atomic_write',
-           'UNKNOWN_FLOW_THRESH']
+           'to_uint8', 'UNKNOWN_FLOW_THRESH', 'KITTI_MAX_FLOW']
 
 _FLO_MAGIC = b'PIEH'  # float32 202021.25 read as bytes
 # Middlebury marks unknown flow with 1e9; anything this large is invalid.
 UNKNOWN_FLOW_THRESH = 1e9
+# KITTI stores u, v as uint16 (value * 64 + 2**15): |flow| must stay below 512 px to fit.
+KITTI_MAX_FLOW = 2.0 ** 15 / 64.0
 
 
 def _umask() -> int:
@@ -110,7 +112,8 @@ def read_kitti_flow(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarray | None = None) -> None:
     """Write (H, W, 2) flow and an optional (H, W) validity mask as a KITTI 16-bit PNG, atomically.
 
-    Pixels whose flow is NaN/inf or at least 1e9 (Middlebury's "unknown") are written as invalid (B = 0).
+    Pixels whose flow is NaN/inf, Middlebury's "unknown" (1e9) or too large for the format (512 px or more in u or
+    v, :data:`KITTI_MAX_FLOW`) are written as invalid (B = 0).
     """
     flow = np.asarray(flow, np.float32)
     if flow.ndim != 3 or flow.shape[2] != 2:
@@ -118,8 +121,10 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
     valid = np.ones(flow.shape[:2], bool) if valid is None else np.asarray(valid, bool)
     if valid.shape != flow.shape[:2]:
         raise ValueError(f'{path}: valid must be {flow.shape[:2]}, got {valid.shape}')
-    # NaN/inf and Middlebury's 1e9 "unknown" are no flow: stored as invalid pixels, never as a clipped +-512 px.
-    known = np.isfinite(flow).all(axis=2) & (np.abs(flow) < UNKNOWN_FLOW_THRESH).all(axis=2)
+    # NaN/inf, Middlebury's 1e9 "unknown" and flows KITTI cannot store (>= 512 px) are stored as invalid pixels,
+    # never as a clipped +-512 px that still reads as valid.
+    with np.errstate(invalid='ignore'):
+        known = np.isfinite(flow).all(axis=2) & (np.abs(flow) < KITTI_MAX_FLOW).all(axis=2)
     valid = valid & known
     flow = np.where(known[..., None], flow, 0.0)
     uv = np.clip(np.round(flow * 64.0 + 2.0 ** 15), 0, 2 ** 16 - 1).astype(np.uint16)
@@ -142,11 +147,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         img = np.asarray(iio.imread(path))
     except Exception as e:  # imageio raises many types for undecodable files
         raise ValueError(f'{path}: cannot decode image ({type(e).__name__}: {e})') from None
-    if img.dtype != np.uint8:
-        if img.dtype == np.uint16:
-            img = (img >> 8).astype(np.uint8)
-        else:
-            raise ValueError(f'{path}: unsupported image dtype {img.dtype}')
+    img = to_uint8(img, str(path))
     if img.ndim == 2:
         img = np.repeat(img[..., None], 3, axis=2)
     elif img.ndim == 3 and img.shape[2] == 4:
@@ -156,6 +157,16 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if img.ndim != 3 or img.shape[2] != 3:
         raise ValueError(f'{path}: expected an RGB, grey or RGBA image, got shape {img.shape}')
     return np.ascontiguousarray(img)
+
+
+def to_uint8(img: np.ndarray, where: str) -> np.ndarray:
+    """uint8 images as they are, 16-bit ones scaled to 0..255 (top 8 bits); ``ValueError`` naming ``where`` and the
+    dtype for any other integer or bool type (its range is ambiguous)."""
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        return (img >> 8).astype(np.uint8)
+    raise ValueError(f'{where}: unsupported image dtype {img.dtype}; give uint8 or uint16 (or float RGB in 0..255)')
 
 
 def encode_png(img: np.ndarray) -> bytes:

@@ -68,18 +68,21 @@ def _verified_file(name: str) -> Path:
 
 
 def resolve_weights(name_or_path: str | os.PathLike) -> Path:
-    """The checkpoint file for an existing path, or for a shipped pretrained name (its sha256 checked).
+    """The checkpoint file for a shipped pretrained name (its sha256 checked), or for an existing path.
+
+    A shipped name always means the verified shipped file, even when a file of that name sits in the working
+    directory: give such a file as a path (``./lightflow_w0.5_synthetic``).
 
     Raises:
-        FileNotFoundError: neither an existing file nor a registered name (the message lists the known names), or a
+        FileNotFoundError: neither a registered name nor an existing file (the message lists the known names), or a
             registered name whose file is missing.
         ValueError: a registered name whose file fails the sha256 check.
     """
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return _verified_file(name_or_path)
     path = Path(name_or_path)
     if path.is_file():
         return path
-    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
-        return _verified_file(name_or_path)
     raise FileNotFoundError(f'{name_or_path}: no such checkpoint file, nor a pretrained Light Flow name ({_known()})')
 
 

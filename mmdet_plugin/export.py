@@ -12,28 +12,28 @@ features are what the detector computed on the key frame (``extract_feat``, or t
 """
 from __future__ import annotations
 
-import io
 import os
-import warnings
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from lightflow.export import FlowGraph
+from lightflow.export import OPSET, FlowGraph, module_onnx_bytes
 from lightflow.warp import flow_warp, resize_flow
 
 from .models.flow_video_detector import FlowVideoDetector
 
 __all__ = ['NonKeyStep', 'export_nonkey_onnx', 'nonkey_inputs', 'onnx_nonkey_bytes']
 
+_OUTPUT_GROUPS = ('cls_score', 'bbox_pred', 'centerness')  # output names of the head's groups, in its order
+
 
 class NonKeyStep(nn.Module):
     """Flow + warp + head of a non-key frame of ``detector`` (a single-stage mmdet detector inside), as one module.
 
     Args:
-        detector: a :class:`FlowVideoDetector` with a ``LightFlowMotion`` and a detector whose head has
-            ``forward(feats) -> (cls_scores, bbox_preds)`` (RetinaNet, FCOS, ...).
+        detector: a :class:`FlowVideoDetector` with a ``LightFlowMotion`` and a single-stage detector whose head
+            returns per-level lists (``(cls_scores, bbox_preds)`` for RetinaNet, plus centernesses for FCOS).
     """
 
     def __init__(self, detector: FlowVideoDetector) -> None:
@@ -46,26 +46,28 @@ class NonKeyStep(nn.Module):
             raise ValueError(f'NonKeyStep exports single-stage heads (bbox_head.forward); '
                              f'{type(detector.detector).__name__} is not one')
         self.motion = motion
-        with torch.no_grad():  # BN-folded copies: with and without the upsampling (see LightFlowMotion.flow_inputs)
-            self.flow_native = FlowGraph(motion.flownet, upsample=False)
-            self.flow_full = FlowGraph(motion.flownet, upsample=True)
+        with torch.no_grad():  # a BN-folded copy of the flow network
+            self.flow_graph = FlowGraph(motion.flownet)
         self.padding_mode = detector.warp.padding_mode
         self.head = detector.detector.bbox_head
 
     def flow(self, img: Tensor, key_img: Tensor) -> Tensor:
         """Flow from ``img`` to ``key_img`` (detector-normalised (N, 3, H, W)) on the motion module's own grid."""
         a, b, native = self.motion.flow_inputs(img, key_img)
-        return (self.flow_native if native else self.flow_full)(a, b)
+        # LightFlowMotion's own choice: no upsampling when the flow size is a multiple of 64.
+        return FlowGraph.pixel_flow(self.flow_graph.net, a, b, upsample=not native)
 
     def forward(self, *args: Tensor) -> tuple[Tensor, ...]:
-        """``(*key_feats, key_img, img)`` -> ``(*cls_scores, *bbox_preds)`` of the current frame."""
+        """``(*key_feats, key_img, img)`` -> the head's outputs of the current frame, flat: ``(*cls_scores,
+        *bbox_preds[, *centernesses])``."""
         *key_feats, key_img, img = args
         flow = self.flow(img, key_img)
         warped = [flow_warp(f, resize_flow(flow, (int(f.shape[-2]), int(f.shape[-1]))), padding_mode=self.padding_mode,
                             fast=True)
                   for f in key_feats]
-        cls_scores, bbox_preds = self.head(tuple(warped))
-        return (*cls_scores, *bbox_preds)
+        # Flatten whatever the head returns: (cls_scores, bbox_preds) for RetinaNet, + centernesses for FCOS.
+        return tuple(t for group in self.head(tuple(warped))
+                     for t in ((group,) if isinstance(group, Tensor) else group))
 
 
 def nonkey_inputs(detector: FlowVideoDetector, key_img: Tensor, img: Tensor) -> tuple[Tensor, ...]:
@@ -75,33 +77,31 @@ def nonkey_inputs(detector: FlowVideoDetector, key_img: Tensor, img: Tensor) -> 
     return (*feats, key_img, img)
 
 
-def onnx_nonkey_bytes(detector: FlowVideoDetector, height: int, width: int, opset: int = 17) -> bytes:
+def onnx_nonkey_bytes(detector: FlowVideoDetector, height: int, width: int, opset: int = OPSET) -> bytes:
     """The non-key step of ``detector`` for (height, width) detector inputs as validated ONNX model bytes.
 
-    Inputs are named ``key_feat0 .. key_featL-1``, ``key_img``, ``img``; outputs ``cls_score0..``, ``bbox_pred0..``.
+    Inputs are named ``key_feat0 .. key_featL-1``, ``key_img``, ``img``; outputs ``cls_score0..``, ``bbox_pred0..``
+    (and ``centerness0..`` for FCOS; ``outK_0..`` for any further group a head returns). Exported by
+    :func:`lightflow.export.module_onnx_bytes`, the flow graph's exporter (weights sha256 in the metadata; NaN/inf
+    weights and ``opset < 17`` refused).
     """
     for name, v in (('height', height), ('width', width)):
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f'{name} must be a positive int, got {v!r}')
-    import onnx
     step = NonKeyStep(detector).eval().cpu()
     img = torch.zeros(1, 3, height, width)
     example = nonkey_inputs(detector.cpu().eval(), img, img)
     levels = len(example) - 2
     inputs = [f'key_feat{i}' for i in range(levels)] + ['key_img', 'img']
-    outputs = [f'cls_score{i}' for i in range(levels)] + [f'bbox_pred{i}' for i in range(levels)]
-    buf = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter('ignore')
-        torch.onnx.export(step, example, buf, opset_version=opset, input_names=inputs, output_names=outputs,
-                          do_constant_folding=True, dynamo=False)
-    proto = onnx.load_from_string(buf.getvalue())
-    onnx.checker.check_model(proto, full_check=True)
-    return buf.getvalue()
+    with torch.no_grad():
+        groups = len(step(*example)) // levels
+    names = [*_OUTPUT_GROUPS, *(f'out{k}_' for k in range(len(_OUTPUT_GROUPS), groups))][:groups]
+    outputs = [f'{name}{i}' for name in names for i in range(levels)]
+    return module_onnx_bytes(step, example, inputs, outputs, opset=opset, check=True, what='the detector')
 
 
 def export_nonkey_onnx(detector: FlowVideoDetector, path: str | os.PathLike, height: int, width: int,
-                       opset: int = 17) -> Path:
+                       opset: int = OPSET) -> Path:
     """Write :func:`onnx_nonkey_bytes` to ``path`` atomically (temp file, then rename)."""
     from lightflow.io import atomic_write
     data = onnx_nonkey_bytes(detector, height, width, opset)

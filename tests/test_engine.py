@@ -155,8 +155,9 @@ def _lrs(path: Path, steps: int, sample: list[int]) -> dict[int, float]:
 
 
 def test_seed_schedule_by_epoch():
-    want = {0: 1e-3, 57: 1e-3, 58: 5e-4, 173: 5e-4, 174: 2.5e-4, 231: 2.5e-4, 232: 1.25e-4, 290: 6.25e-5,
-            348: 3.125e-5, 402: 3.125e-5}
+    # The seed's table: its last two steps start at epochs 289 and 347 (not 290 / 348 on an even 58-epoch grid).
+    want = {0: 1e-3, 57: 1e-3, 58: 5e-4, 173: 5e-4, 174: 2.5e-4, 231: 2.5e-4, 232: 1.25e-4, 288: 1.25e-4,
+            289: 6.25e-5, 346: 6.25e-5, 347: 3.125e-5, 402: 3.125e-5}
     lrs = _lrs(SEED_CFG, 403, list(want))
     assert Config.fromfile(str(SEED_CFG)).train_cfg.max_epochs == 403
     for epoch, lr in want.items():

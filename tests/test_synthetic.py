@@ -8,7 +8,8 @@ from torch.utils.data import DataLoader
 
 from lightflow import flow_warp
 from lightflow.data import FlyingChairs, SyntheticChairs, export_chairs_layout
-from lightflow.data.synthetic import _photos
+from lightflow.data.synthetic.photos import load_photos
+from lightflow.data.synthetic.textures import PHOTO_NAMES
 
 SIZE = (128, 160)
 
@@ -109,8 +110,10 @@ def test_flow_is_affine_per_layer_and_chairs_like():
 
 
 def test_photographs_are_available():
-    photos = _photos()
-    assert len(photos) >= 5 and all(p.dtype == np.float32 and p.ndim == 3 and p.shape[2] == 3 for p in photos)
+    photos = load_photos(PHOTO_NAMES)
+    assert len(photos) >= 5 and all(p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 for p in photos)
+    assert load_photos(PHOTO_NAMES) is photos  # loaded once per process
+    assert [p.shape for p in load_photos(PHOTO_NAMES[::-1])] == [p.shape for p in photos][::-1]  # in the order asked
 
 
 def test_bad_arguments():

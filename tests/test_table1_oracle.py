@@ -86,3 +86,36 @@ def _oracle_variant(net, img1, img2):
 def test_strides_follow_table1():
     net = LightFlow(width_mult=0.5)
     assert tuple(block[0].stride[0] for block in net.encoder) == STRIDES
+
+
+def test_hyperparameters_have_one_source():
+    """LightFlowConfig holds every hyperparameter and computes the channel counts; the network, a width change of
+    div_flow and the checkpoint meta all read that one config (issue 15, item 5)."""
+    import dataclasses
+    import inspect
+
+    from lightflow import LightFlowConfig, build_lightflow
+    from lightflow.checkpoint import checkpoint_width, lightflow_config
+    from lightflow.models import scale_channels
+
+    cfg = LightFlowConfig(width_mult=0.6, decoder_channels=(200, 128, 64, 32, 16), div_flow=10.0)
+    net = build_lightflow(cfg)
+    assert net.config == cfg and net.config is not cfg  # a copy: the caller's config never changes with the net
+    assert cfg.encoder_widths() == [19, 38, 76, 153, 153, 307, 307, 614, 614] == scale_channels(cfg.encoder_channels,
+                                                                                                  0.6)
+    assert cfg.decoder_widths() == [120, 76, 38, 19, 9]
+    assert [stage[3].out_channels for stage in net.encoder] == cfg.encoder_widths()
+    assert [stage[3].out_channels for stage in net.decoder] == cfg.decoder_widths()
+    assert checkpoint_width(LightFlow(0.6).state_dict()) == 0.6  # the checkpoint code reads widths with the same rule
+    net.div_flow = 5.0
+    assert (net.div_flow, net.config.div_flow, cfg.div_flow) == (5.0, 5.0, 10.0)
+    assert lightflow_config(net) == dataclasses.asdict(net.config) == dict(
+        width_mult=0.6, encoder_channels=cfg.encoder_channels, encoder_strides=cfg.encoder_strides,
+        decoder_channels=(200, 128, 64, 32, 16), div_flow=5.0, negative_slope=0.1)
+    # The network's constructor has no hyperparameter defaults of its own.
+    assert all(p.default in (None, inspect.Parameter.empty)
+               for p in inspect.signature(LightFlow.__init__).parameters.values())
+    with pytest.raises(ValueError, match='^width_mult must be > 0, got nan$'):
+        LightFlow(float('nan'))
+    with pytest.raises(ValueError, match='^decoder_channels needs 5 entries, got 4$'):
+        LightFlowConfig(decoder_channels=(1, 2, 3, 4))

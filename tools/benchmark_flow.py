@@ -199,7 +199,7 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     from mmengine.registry import init_default_scope
 
     import mmdet_plugin  # noqa: F401
-    from lightflow.runtime import available_backends
+    from lightflow.runtime import available_backends, onnx_session
     from mmdet_plugin.export import NonKeyStep, nonkey_inputs, onnx_nonkey_bytes
 
     torch.set_num_threads(threads)
@@ -237,19 +237,10 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     data = onnx_nonkey_bytes(det, h, w)
     names = [f'key_feat{i}' for i in range(len(inputs) - 2)] + ['key_img', 'img']
     feeds = {n: x.numpy() for n, x in zip(names, inputs)}
-    if 'onnxruntime' in available_backends():
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        sess = ort.InferenceSession(data, opts, providers=['CPUExecutionProvider'])
-        paths['non-key: exported graph, onnxruntime'] = lambda: sess.run(None, feeds)
-    if 'openvino' in available_backends():
-        import openvino as ov
-        core = ov.Core()
-        compiled = core.compile_model(core.read_model(data), 'CPU', {
-            'INFERENCE_NUM_THREADS': threads, 'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY'})
-        request = compiled.create_infer_request()
-        paths['non-key: exported graph, openvino'] = lambda: request.infer(feeds)
+    for backend in available_backends():
+        if backend != 'torch':  # the sessions estimate_flow builds (lightflow.runtime), same options
+            session = onnx_session(backend, data, threads)
+            paths[f'non-key: exported graph, {backend}'] = lambda session=session: session.run(feeds)
     with torch.inference_mode():
         med = timed_rounds({**paths, **{f'part: {k}': v for k, v in parts.items()}}, args, f'{threads}T non-key')
     key_ms = med['key step (backbone + FPN + head)']

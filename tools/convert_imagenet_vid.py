@@ -17,10 +17,13 @@ atomically). ``file_name`` is relative to the ILSVRC root (``Data/VID/train/<...
 - Boxes: ``[xmin, ymin, xmax - xmin, ymax - ymin]`` (mmtracking's / FGFA's convention for these 0-based XML
   coordinates; no VOC ``+1``), ``area = w * h``.
 - Bad XML is an error naming the file: an image size that is not a positive integer, a coordinate that is not a
-  finite number, an inverted box (``xmax < xmin`` or ``ymax < ymin``), a ``<trackid>`` / ``<occluded>`` /
-  ``<generated>`` that is not an integer. A zero-width or zero-height box is kept as it is (the JSON stays a faithful
-  copy of the XML); ``CocoVIDDataset``, like mmdet's datasets, skips boxes under 1 px when it loads the file. The JSON
-  is standard (``allow_nan=False``).
+  finite number, a box whose width, height or area is not (``+-1e308``), an inverted box (``xmax < xmin`` or
+  ``ymax < ymin``), a ``<trackid>`` / ``<occluded>`` / ``<generated>`` that is not an integer, the same ``<trackid>``
+  on two objects of one frame (a track has one box per frame). A zero-width or zero-height box is kept as it is (the
+  JSON stays a faithful copy of the XML); ``CocoVIDDataset``, like mmdet's datasets, skips boxes under 1 px when it
+  loads the file. The JSON is standard (``allow_nan=False``).
+- A list line (``ImageSets``, ``--det-list``) that is absolute or climbs with ``..`` is an error naming the file and
+  line (it would read files outside the root); so is a split with no video (or no DET image of a VID class).
 """
 from __future__ import annotations
 
@@ -33,10 +36,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lightflow.cli import ArgumentParser, check_output_dir, run_main  # noqa: E402
-from lightflow.io import atomic_write  # noqa: E402
+from lightflow.cli import ArgumentParser, check_output_dir, run_main
+from lightflow.io import atomic_write
 
 # The 30 ImageNet VID classes: WordNet id -> name (category ids 1..30 in this order).
 VID_CLASSES = (
@@ -93,16 +94,39 @@ def parse_xml(path: Path) -> dict:
             raise ValueError(f'{path}: {where}has a non-finite box {corners}')
         if xmax < xmin or ymax < ymin:
             raise ValueError(f'{path}: {where}has an inverted box {corners}')
+        if not math.isfinite((xmax - xmin) * (ymax - ymin)):
+            raise ValueError(f'{path}: {where}has a box too large for its width, height or area to be a finite '
+                             f'number {corners}')
         objects.append(dict(wnid=(obj.findtext('name') or '').strip(),
                             bbox=[xmin, ymin, xmax - xmin, ymax - ymin],
                             trackid=_int_field(obj, 'trackid', path, where),
                             occluded=_int_field(obj, 'occluded', path, where, 0),
                             generated=_int_field(obj, 'generated', path, where, 0)))
+    tracks = [obj['trackid'] for obj in objects if obj['trackid'] is not None]
+    repeated = sorted({t for t in tracks if tracks.count(t) > 1})
+    if repeated:
+        # One box per instance and frame: the motion IoU (speed split) and the instance ids assume it.
+        raise ValueError(f'{path}: <trackid>{repeated[0]}</trackid> is on {tracks.count(repeated[0])} objects; a '
+                         f'track has one box per frame')
     return dict(width=width, height=height, objects=objects)
 
 
 def _frame_id(stem: str, position: int) -> int:
     return int(stem) if stem.isdigit() else position
+
+
+def _list_entries(path: Path) -> list[str]:
+    """The first word of each non-empty line of an ImageSets-style list; ``ValueError`` naming the file and line for
+    an entry that is absolute or climbs with ``..`` (it would read files outside the dataset root)."""
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        entry = line.split()[0]
+        if Path(entry).is_absolute() or '..' in Path(entry).parts:
+            raise ValueError(f'{path}:{number}: {entry!r} leaves the dataset root (absolute or with ..)')
+        entries.append(entry)
+    return entries
 
 
 def list_vid_videos(root: Path, split: str) -> list[str]:
@@ -112,10 +136,10 @@ def list_vid_videos(root: Path, split: str) -> list[str]:
     if split == 'train':
         files = sorted(sets.glob('train_*.txt'))
         for f in files:
-            videos += [line.split()[0] for line in f.read_text().splitlines() if line.strip()]
+            videos += _list_entries(f)
     elif (sets / f'{split}.txt').is_file():
         files = [sets / f'{split}.txt']
-        videos = [line.split()[0].rsplit('/', 1)[0] for line in files[0].read_text().splitlines() if line.strip()]
+        videos = [entry.rsplit('/', 1)[0] for entry in _list_entries(files[0])]
     else:
         files = []
     if not files:
@@ -123,6 +147,9 @@ def list_vid_videos(root: Path, split: str) -> list[str]:
         if not ann_dir.is_dir():
             raise FileNotFoundError(f'{ann_dir}: no VID annotations for split {split!r} (and no ImageSets/VID list)')
         videos = sorted(str(p.parent.relative_to(ann_dir)) for p in ann_dir.rglob('000000.xml'))
+        files = [ann_dir]
+    if not videos:
+        raise ValueError(f'{", ".join(map(str, files))}: VID split {split!r} lists no videos')
     return list(dict.fromkeys(videos))  # unique, first-seen order
 
 
@@ -166,7 +193,7 @@ def convert_det(root: Path, det_list: Path | None = None) -> dict:
     if det_list is not None:
         if not det_list.is_file():
             raise FileNotFoundError(f'{det_list}: DET image list not found')
-        names = [line.split()[0] for line in det_list.read_text().splitlines() if line.strip()]
+        names = _list_entries(det_list)
         # FGFA's lists are relative to Annotations/DET ('train/ILSVRC2014_train_0000/...').
         xmls = [ann_dir.parent / f'{name}.xml' if name.startswith('train/') else ann_dir / f'{name}.xml'
                 for name in dict.fromkeys(names)]
@@ -190,6 +217,8 @@ def convert_det(root: Path, det_list: Path | None = None) -> dict:
                                    height=info['height'], width=info['width'], video_id=video_id, frame_id=0))
         for obj in objects:
             _add_annotation(coco, image_id, video_id, obj, len(coco['annotations']) + 1)
+    if not coco['images']:
+        raise ValueError(f'{det_list or ann_dir}: no DET image holds one of the 30 VID classes')
     return coco
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import math
 import os
 import sys
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='flow magnitude of full colour saturation (default per frame)')
     parser.add_argument('--max-pairs', type=positive_int, default=None, help='stop after this many pairs (long videos)')
     parser.add_argument('--device', default=None, help='torch device (default: cuda if available, else cpu)')
+    parser.add_argument('--force', action='store_true',
+                        help='replace output files already in --out (default: refuse, naming the first)')
     return parser.parse_args(argv)
 
 
@@ -75,11 +78,9 @@ def load_model(source: str, width: float | None, device: str):
 
 def _to_rgb(frame: np.ndarray, where: str) -> np.ndarray:
     """Video/array frame -> uint8 RGB (H, W, 3): grey replicated, alpha dropped."""
-    frame = np.asarray(frame)
-    if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
-    if frame.dtype != np.uint8:
-        raise ValueError(f'{where}: unsupported frame dtype {frame.dtype}')
+    from lightflow.io import to_uint8
+
+    frame = to_uint8(np.asarray(frame), where)
     if frame.ndim == 2:
         frame = np.repeat(frame[..., None], 3, axis=2)
     elif frame.ndim == 3 and frame.shape[2] in (1, 4):
@@ -143,18 +144,27 @@ def frame_names(paths: list[Path]) -> list[str]:
     return [p.name.replace('.', '_') for p in paths]
 
 
-def check_outputs(kind: str, paths: list[Path], out: Path) -> None:
-    """Refuse an output folder where a written file would replace one of the inputs."""
+def check_outputs(kind: str, paths: list[Path], out: Path, force: bool = False) -> None:
+    """Refuse an output folder where a written file would replace one of the inputs, or (without ``force``) a file
+    already there. A video's per-frame names are known only while decoding: they are checked by a name pattern."""
     if kind == 'video':
         outputs = [out / f'{paths[0].stem}_flow.mp4']
-        names = []
+        existing = sorted(out.glob(f'{glob.escape(paths[0].stem)}_[0-9][0-9][0-9][0-9][0-9][0-9].*')) \
+            if out.is_dir() else []
+        existing = [p for p in existing if p.suffix in ('.flo', '.png')]
     else:
         names = frame_names(paths)[:-1]
         outputs = [out / f'{n}{ext}' for n in names for ext in ('.flo', '.png')]
+        existing = []
     inputs = {p.resolve() for p in paths}
     for o in outputs:
         if o.resolve() in inputs:
             raise ValueError(f'--out {out}: writing {o.name} would overwrite the input {o}; choose another folder')
+    existing += [o for o in outputs if o.exists()]
+    if existing and not force:
+        more = f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''
+        raise ValueError(f'--out {out}: already holds {existing[0].name}{more}, which this run would replace; use '
+                         '--force or another folder')
 
 
 def _frames(kind: str, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
@@ -184,7 +194,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     out = check_output_dir(args.out, '--out')
     device = check_device(args.device) or ('cuda' if torch.cuda.is_available() else 'cpu')
     kind, paths = collect_inputs(args.inputs)
-    check_outputs(kind, paths, out)
+    check_outputs(kind, paths, out, args.force)
     model = load_model(args.model, args.width, device)
     out.mkdir(parents=True, exist_ok=True)
     total = len(paths) - 1 if kind != 'video' else (lambda n: None if n is None else max(n - 1, 0))(

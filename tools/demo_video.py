@@ -1,7 +1,7 @@
 """Run a detector over a video frame by frame and write the video with boxes drawn.
 
 Usage:
-    python tools/demo_video.py CONFIG CHECKPOINT VIDEO --out OUT.mp4 [--score-thr 0.3] [--device cpu]
+    PYTHONPATH=. python tools/demo_video.py CONFIG CHECKPOINT VIDEO --out OUT.mp4 [--score-thr 0.3] [--device cpu]
                                [--key-frame-interval N] [--fps F] [--max-frames N]
 
 VIDEO is a video file (any format imageio-ffmpeg reads) or a folder of frames (sorted by name). Frames are streamed:
@@ -21,12 +21,12 @@ from typing import Iterator
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from lightflow.cli import (ArgumentParser, check_device, load_fitting_checkpoint, positive_float,  # noqa: E402
+from lightflow.cli import (ArgumentParser, check_device, check_not_an_input, load_fitting_checkpoint, positive_float,
                            positive_int, run_main)
 
 IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff', '.webp'}
+# Containers that take the H.264 stream the demo writes.
+VIDEO_SUFFIXES = ('.mp4', '.mkv', '.mov', '.avi')
 
 
 def open_frames(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], float | None, int | None]:
@@ -53,7 +53,9 @@ def open_frames(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], float | 
     try:
         meta = iio.immeta(path)
     except Exception as err:  # imageio raises several types for unreadable files
-        raise ValueError(f'{path}: cannot read as a video ({type(err).__name__}: {err})') from None
+        # ffmpeg's message starts with its whole version banner; its last line says what was wrong.
+        reason = next((line.strip() for line in reversed(str(err).splitlines()) if line.strip()), type(err).__name__)
+        raise ValueError(f'{path}: cannot read as a video ({reason[:160]})') from None
     fps = meta.get('fps')
     duration = meta.get('duration')
     estimate = int(round(duration * fps)) if fps and duration else None
@@ -137,7 +139,7 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.stem}.{os.getpid()}.tmp{out.suffix or ".mp4"}')
+    tmp = out.with_name(f'.{out.stem}.{os.getpid()}.tmp{out.suffix}')
     height, width = first.shape[:2]
     # yuv420p needs even sizes: pad odd ones by a pixel.
     pad = ((0, height % 2), (0, width % 2), (0, 0))
@@ -195,7 +197,8 @@ def _load_detector(config: str, checkpoint: str, device: str):
     ``init_detector(config, checkpoint)`` loads non-strictly: a checkpoint of another model (a Light Flow one, say)
     only logs the missing keys and the demo runs a randomly initialised detector. Here the model is built without
     weights, :func:`lightflow.cli.load_fitting_checkpoint` refuses a checkpoint that lacks any of its weights (loaded
-    ``weights_only=True``), and the class names come from the checkpoint's ``meta`` as ``init_detector`` reads them.
+    ``weights_only=True``), and the class names come from the checkpoint's ``meta`` as ``init_detector`` reads them,
+    else from the config's test dataset (``metainfo.classes``, or its ``classes`` variable).
     """
     import warnings
 
@@ -219,10 +222,19 @@ def _load_detector(config: str, checkpoint: str, device: str):
         model.dataset_meta = dict({k.lower(): v for k, v in meta['dataset_meta'].items()}, palette='random')
     elif 'CLASSES' in meta:  # mmdet 2.x checkpoints
         model.dataset_meta = dict(classes=meta['CLASSES'], palette='random')
+    elif _config_classes(model.cfg):
+        model.dataset_meta = dict(classes=_config_classes(model.cfg), palette='random')
     else:
-        print(f'warning: {checkpoint} names no classes (meta.dataset_meta); labels are COCO class names',
-              file=sys.stderr)
+        print(f'warning: neither {checkpoint} (meta.dataset_meta) nor {config} names the classes; labels are COCO '
+              'class names', file=sys.stderr)
     return model.to(device).eval()
+
+
+def _config_classes(cfg) -> tuple[str, ...] | None:
+    """The class names a config's test dataset uses (``metainfo.classes``, else the config's ``classes``)."""
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset') or {}
+    classes = (dataset.get('metainfo') or {}).get('classes') or cfg.get('classes')
+    return tuple(classes) if classes else None
 
 
 def _chain(first: np.ndarray, rest: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
@@ -235,7 +247,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('video', help='video file or folder of frames')
-    parser.add_argument('--out', required=True, help='output .mp4')
+    parser.add_argument('--out', required=True, help=f'output video: {", ".join(VIDEO_SUFFIXES)} (H.264)')
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--key-frame-interval', type=positive_int, default=None,
@@ -252,11 +264,12 @@ def main(argv: list[str] | None = None) -> dict:
     if args.max_frames is not None and args.max_frames < 1:
         raise ValueError(f'--max-frames must be >= 1, got {args.max_frames}')
     check_device(args.device)
-    out, video = Path(args.out).resolve(), Path(args.video).resolve()
-    if out == video or (video.is_dir() and video in out.parents):
-        raise ValueError(f'--out {args.out}: would overwrite the input {args.video}; choose another path')
+    out = Path(args.out).resolve()
+    check_not_an_input([args.out], dict(video=args.video, config=args.config, checkpoint=args.checkpoint), '--out')
     if out.is_dir():
         raise ValueError(f'--out {args.out}: is a folder; give the .mp4 file to write')
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f'--out {args.out}: not a video file name; end it in one of {", ".join(VIDEO_SUFFIXES)}')
     parent = next(p for p in out.parents if p.exists())
     if not parent.is_dir():
         raise ValueError(f'--out {args.out}: {parent} is a file, not a folder')

@@ -7,7 +7,9 @@ The graph takes two RGB frames, float32 (N, 3, H, W) with values 0..255, named `
 ``flow``, float32 (N, 2, H, W): the motion from img1 to img2 in pixels (``img1[y, x]`` is seen at ``(x + u, y + v)`` in
 img2). Normalisation, padding to /64, the five-scale average, ``div_flow`` and the upsampling are inside; BN is folded.
 The file is validated with ``onnx.checker``; ``--check`` also runs it in every installed runtime and prints the max
-difference to eager PyTorch on random frames.
+difference to eager PyTorch on random frames (exit status 1 when one differs by more than 0.01 px, or is NaN).
+A checkpoint with NaN/inf weights and a size whose export would not fit in the free memory are refused; ``--out``
+must be a file, and an existing non-``.onnx`` file there is replaced only with ``--force``.
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ import argparse
 import sys
 
 from lightflow.cli import ArgumentParser, positive_int, run_main
+
+CHECK_TOLERANCE_PX = 1e-2  # --check: the most a runtime's flow may differ from PyTorch's
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,8 +28,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--height', type=positive_int, default=384, help='frame height (default 384)')
     parser.add_argument('--width', type=positive_int, default=512, help='frame width (default 512)')
     parser.add_argument('--dynamic-batch', action='store_true', help='symbolic batch axis (default: batch 1)')
-    parser.add_argument('--check', action='store_true', help='run the file in each installed runtime vs PyTorch')
+    parser.add_argument('--check', action='store_true',
+                        help='run the file in each installed runtime vs PyTorch (exit 1 if one differs by more '
+                             f'than {CHECK_TOLERANCE_PX} px)')
+    parser.add_argument('--force', action='store_true', help='replace an existing --out that is not a .onnx file')
     return parser.parse_args(argv)
+
+
+def check_out(out_arg: str, force: bool):
+    """The ``--out`` path, refused when it names a folder (existing, or written with a trailing slash) or an existing
+    file that is not ``.onnx`` (unless ``force``)."""
+    import os
+    from pathlib import Path
+
+    out = Path(out_arg)
+    if out.is_dir() or out_arg.endswith(('/', os.sep)):
+        raise ValueError(f'--out {out_arg}: is a folder; give the .onnx file to write (e.g. {out / "model.onnx"})')
+    if out.exists() and out.suffix.lower() != '.onnx' and not force:
+        raise ValueError(f'--out {out_arg}: exists and is not a .onnx file; use --force to replace it')
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from lightflow.export import FlowGraph, export_onnx
     from lightflow.pretrained import resolve_weights
 
-    out = Path(args.out)
-    if out.is_dir():
-        raise ValueError(f'--out {out}: is a folder; give the .onnx file to write')
+    out = check_out(args.out, args.force)
     source = resolve_weights(args.checkpoint)
     if out.resolve() == Path(source).resolve():
         raise ValueError(f'--out {out}: is the input checkpoint; choose another file')
@@ -51,23 +70,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         import numpy as np
 
-        from lightflow.runtime import available_backends
+        from lightflow.runtime import available_backends, onnx_session
         g = torch.Generator().manual_seed(0)
         a, b = (torch.rand(1, 3, args.height, args.width, generator=g) * 255 for _ in range(2))
         with torch.no_grad():
             ref = FlowGraph(model, fold=False)(a, b).numpy()
         feeds = {'img1': a.numpy(), 'img2': b.numpy()}
+        data = out.read_bytes()
         for backend in available_backends():
-            if backend == 'onnxruntime':
-                import onnxruntime as ort
-                got = ort.InferenceSession(str(out), providers=['CPUExecutionProvider']).run(None, feeds)[0]
-            elif backend == 'openvino':
-                import openvino as ov
-                compiled = ov.Core().compile_model(str(out), 'CPU', {'INFERENCE_PRECISION_HINT': 'f32'})
-                got = compiled(feeds)[compiled.output(0)]
-            else:
+            if backend == 'torch':
                 continue
-            print(f'{backend}: max |flow - PyTorch| = {float(np.abs(got - ref).max()):.2e} px')
+            got = onnx_session(backend, data, torch.get_num_threads()).run(feeds)[0]
+            diff = float(np.abs(got - ref).max())
+            print(f'{backend}: max |flow - PyTorch| = {diff:.2e} px')
+            if not diff <= CHECK_TOLERANCE_PX:
+                raise ValueError(f'--check: {out} run by {backend} differs from PyTorch by {diff:.3g} px '
+                                 f'(> {CHECK_TOLERANCE_PX} px)')
     return 0
 
 

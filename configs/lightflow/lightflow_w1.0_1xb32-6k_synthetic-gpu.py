@@ -31,7 +31,7 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type='FlowDataset', dataset=dict(type='SyntheticChairs', num_samples=64, size=size, seed=1000),
+    dataset=dict(type='PackedFlowDataset', dataset=dict(type='SyntheticChairs', num_samples=64, size=size, seed=1000),
                  transforms='eval'))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='FlowMetric')

@@ -7,4 +7,4 @@ _base_ = [
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1,
                              candidate_act='relu', init_as_propagation=True),
-             test_cfg=dict(key_frame_interval=10))
+             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -9,4 +9,4 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 # plain propagation (the new key's own features) and learns how much warped history to mix in.
 model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1,
                              candidate_act='relu', init_as_propagation=True),
-             test_cfg=dict(key_frame_interval=10))
+             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -8,4 +8,4 @@ default_hooks = dict(
     checkpoint=dict(type='lightflow.AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
 model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=128, hidden_channels=128, num_levels=1),
-             test_cfg=dict(key_frame_interval=10))
+             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -4,4 +4,4 @@ _base_ = [
     './_base_/schedules/schedule_synthvid.py', './_base_/default_runtime.py'
 ]
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
-model = dict(test_cfg=dict(key_frame_interval=10))
+model = dict(test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -7,4 +7,4 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(type='lightflow.AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
-model = dict(test_cfg=dict(key_frame_interval=10))
+model = dict(test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -1,4 +1,6 @@
-"""Optical-flow data: file-index datasets, joint transforms and the synthetic Chairs-like generator."""
+"""Optical-flow data: file-index datasets (:mod:`.datasets`), joint transforms (:mod:`.transforms`), the synthetic
+data (:mod:`.synthetic`: the Chairs-like pair renderer, its augmentation and datasets, and the synthetic VID set) and
+FGFA's motion IoU (:mod:`.motion_iou`)."""
 from .datasets import (FlowDataset, FlowPairList, FlowSample, FlyingChairs, KITTI2015, Sintel, parse_chairs_split,
                        sanitize_flow)
 from .synthetic import (PHOTO_NAMES, SyntheticBatch, SyntheticChairs, SyntheticFlowGenerator, SyntheticIndices,
@@ -9,7 +11,7 @@ from .transforms import (CenterCrop, Compose, PhotometricJitter, RandomAffine, R
 
 __all__ = ['FlowDataset', 'FlowPairList', 'FlowSample', 'FlyingChairs', 'Sintel', 'KITTI2015', 'parse_chairs_split',
            'sanitize_flow', 'SyntheticChairs', 'SyntheticSample', 'SyntheticFlowGenerator', 'SyntheticBatch',
-           'SyntheticIndices', 'photometric_augment', 'flip_flow_batch', 'export_chairs_layout', 'PHOTO_NAMES', 'Compose',
-           'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
+           'SyntheticIndices', 'photometric_augment', 'flip_flow_batch', 'export_chairs_layout', 'PHOTO_NAMES',
+           'Compose', 'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
            'PhotometricJitter', 'Resize', 'ToTensor', 'affine_warp_sample', 'chairs_train_transforms',
            'eval_transforms']

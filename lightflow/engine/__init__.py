@@ -3,9 +3,10 @@
 ``default_scope = 'lightflow'`` and ``custom_imports = dict(imports=['lightflow.engine'], allow_failed_imports=False)``;
 configs of other scopes name these classes with the prefix, e.g. ``type='lightflow.AtomicCheckpointHook'``."""
 from . import registry, safe_checkpoint  # noqa: F401  (safe_checkpoint: weights-only loading for every checkpoint)
+from .adapt import ConcatFlowDataset, LightFlowAdaptModel, VideoPairsDataset
 from .checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .config import load_config, prepare_cpu_distributed, set_data_root, train_from_cfg
-from .dataset import FlowDataset, build_flow_transforms
+from .dataset import FlowDataset, PackedFlowDataset, build_flow_transforms
 from .hooks import (FlowVisualizationHook, LightFlowMetaHook, RNGStateHook, ValidateBeforeTrainHook, flow_panel,
                     get_rng_states, set_rng_states)
 from .metric import FlowMetric
@@ -14,8 +15,8 @@ from .synthetic import MotionCurriculumHook, SyntheticFlowPreprocessor
 from .model import (FlowDataPreprocessor, LightFlowModel, checkpoint_width, downsample_flow_target, flow_l1_loss,
                     lightflow_state_dict, load_lightflow_checkpoint, load_lightflow_weights)
 
-__all__ = ['LightFlowModel', 'FlowDataPreprocessor', 'SyntheticFlowPreprocessor', 'MotionCurriculumHook',
-           'AtomicCheckpointHook', 'AtomicLocalBackend', 'FlowDataset', 'FlowMetric', 'FlowVisualizationHook',
+__all__ = ['LightFlowModel', 'LightFlowAdaptModel', 'VideoPairsDataset', 'ConcatFlowDataset', 'FlowDataPreprocessor', 'SyntheticFlowPreprocessor', 'MotionCurriculumHook',
+           'AtomicCheckpointHook', 'AtomicLocalBackend', 'PackedFlowDataset', 'FlowDataset', 'FlowMetric', 'FlowVisualizationHook',
            'LightFlowMetaHook', 'RNGStateHook', 'ValidateBeforeTrainHook', 'SeededIndex', 'SeededInfiniteSampler',
            'SeededDefaultSampler', 'get_rng_states', 'set_rng_states', 'load_lightflow_checkpoint',
            'load_lightflow_weights', 'lightflow_state_dict', 'checkpoint_width', 'flow_l1_loss',

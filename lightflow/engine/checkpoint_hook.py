@@ -4,7 +4,8 @@ mmengine's ``CheckpointHook`` deletes the oldest kept checkpoint *before* writin
 place, and rewrites ``last_checkpoint`` in place: a crash during a save leaves a half-written file, the previous
 checkpoint gone and ``last_checkpoint`` naming a file that may not exist. Here every local file mmengine writes goes
 to a temporary name first and is renamed over the target (atomic on POSIX), ``last_checkpoint`` likewise, and the
-oldest checkpoint is deleted only after the new one and ``last_checkpoint`` are complete.
+oldest checkpoint is deleted only after the new one and ``last_checkpoint`` are complete. The previous *best*
+checkpoint (``save_best``) likewise goes only after the new best is written (mmengine deletes it first).
 """
 from __future__ import annotations
 
@@ -66,3 +67,21 @@ class AtomicCheckpointHook(CheckpointHook):
                 self.file_backend.remove(old)
             elif self.file_backend.isdir(old):  # deepspeed saves folders
                 self.file_backend.rmtree(old)
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """mmengine's best-checkpoint logic, with every deletion it asks for held back until it has written the new
+        best (a crash while saving keeps the old best)."""
+        backend = self.file_backend
+        deferred: list[tuple] = []
+        backend.remove = lambda path: deferred.append((type(backend).remove, path))
+        backend.rmtree = lambda path: deferred.append((type(backend).rmtree, path))
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            del backend.remove, backend.rmtree  # the instance attributes; the class methods show again
+        best = getattr(self, 'best_ckpt_path_dict', None) or {}
+        # No best written (save_best off, no improvement) leaves mmengine without best_ckpt_path: nothing to keep.
+        keep = {str(p) for p in (getattr(self, 'best_ckpt_path', None), *best.values()) if p}
+        for remove, path in deferred:
+            if str(path) not in keep:
+                remove(backend, path)

@@ -1,13 +1,16 @@
-"""Config helpers shared by the flow tools (train/test_flow.py) and the video tools (train/test/benchmark_vid.py)."""
+"""Config helpers shared by the flow tools (train/test_flow.py) and the video tools (train/test/benchmark_vid.py),
+and the one body of tools/train_flow.py and tools/train_vid.py (:func:`train_main`)."""
 from __future__ import annotations
 
+import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from mmengine.config import Config
 
 __all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator',
-           'find_resume_checkpoint']
+           'find_resume_checkpoint', 'train_main']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -175,3 +178,36 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
+
+
+def train_main(argv: list[str] | None, description: str, config_help: str) -> None:
+    """The whole of tools/train_flow.py and tools/train_vid.py: parse the command line, load the config (with
+    ``--cfg-options``, ``data_root=`` re-pointing every dataset root), train with :func:`train_from_cfg`.
+
+    Args:
+        argv: the command line after the program name (None: ``sys.argv[1:]``).
+        description: the tool's ``--help`` description.
+        config_help: ``--help`` text of the config argument.
+    """
+    from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir
+
+    parser = ArgumentParser(description=description)
+    parser.add_argument('config', help=config_help)
+    parser.add_argument('--work-dir', help='where logs, checkpoints (and TensorBoard, vis/ for flow) go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CKPT, or from the latest checkpoint in the work dir when CKPT is omitted')
+    parser.add_argument('--amp', nargs='?', const='fp16', choices=['fp16', 'bf16'], default=None,
+                        help='mixed precision (AmpOptimWrapper; needs a GPU): fp16 (default) or bf16')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
+                        help='override config keys, e.g. train_cfg.max_epochs=1; data_root=DIR re-points every '
+                             'dataset root that uses the config\'s data_root')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher for distributed training: pytorch for torchrun')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))  # launchers that pass --local-rank instead
+    if args.work_dir is not None:
+        check_output_dir(args.work_dir, '--work-dir')
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    train_from_cfg(cfg, launcher=args.launcher, amp=args.amp or False, resume=args.resume)

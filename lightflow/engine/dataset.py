@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from .. import data as lf_data
 from .registry import DATASETS
 
-__all__ = ['FlowDataset', 'build_flow_transforms', 'DATASET_TYPES', 'TRANSFORM_PRESETS']
+__all__ = ['PackedFlowDataset', 'FlowDataset', 'build_flow_transforms', 'DATASET_TYPES', 'TRANSFORM_PRESETS']
 
 # Datasets a config may name in ``dataset=dict(type=...)``.
 DATASET_TYPES = ('FlyingChairs', 'Sintel', 'KITTI2015', 'FlowPairList', 'SyntheticChairs')
@@ -61,9 +61,12 @@ def build_flow_transforms(cfg: str | dict | list | None) -> Callable:
     raise ValueError(f'transforms must be a preset name, a dict or a list of dicts, got {type(cfg).__name__}')
 
 
-@DATASETS.register_module()
-class FlowDataset(Dataset):
-    """A :mod:`lightflow.data` dataset built from config, yielding mmengine samples.
+# Registered under its old name too, so configs with ``type='FlowDataset'`` keep working.
+@DATASETS.register_module(name=['PackedFlowDataset', 'FlowDataset'])
+class PackedFlowDataset(Dataset):
+    """A :mod:`lightflow.data` dataset built from config, its samples packed for mmengine (``inputs`` +
+    ``data_samples``, as mmdet's ``PackDetInputs`` does). Not :class:`lightflow.data.FlowDataset`, the base class of
+    the file-index datasets it wraps.
 
     Args:
         dataset: ``dict(type=<one of DATASET_TYPES>, **kwargs)``, e.g. ``dict(type='FlyingChairs',
@@ -107,3 +110,6 @@ class FlowDataset(Dataset):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.dataset!r})'
+
+
+FlowDataset = PackedFlowDataset  # the name before the rename (``from lightflow.engine import FlowDataset``)

@@ -12,7 +12,7 @@ from torch import Tensor
 from ..checkpoint import (_torch_load, checkpoint_width, lightflow_state_dict, load_lightflow_checkpoint,  # noqa: F401
                           load_lightflow_weights)
 from ..inference import estimate_flow, pad_to_multiple
-from ..runtime import BACKENDS
+from ..runtime import check_backend
 from ..losses import downsample_flow_target, flow_l1_loss  # noqa: F401  (re-exported)
 from ..models.lightflow import LightFlowConfig, build_lightflow
 from ..pretrained import resolve_weights
@@ -57,15 +57,18 @@ class LightFlowModel(BaseModel):
         data_preprocessor: config of the batch preprocessor (default :class:`FlowDataPreprocessor`; on-device synthetic
             data: ``SyntheticFlowPreprocessor``).
         channels_last: run the network in channels-last memory format (faster convolutions on GPUs, with AMP).
-        inference_backend: backend of ``estimate_flow`` in predict mode (``'torch'`` default, ``'auto'``,
-            ``'onnxruntime'``, ``'openvino'``; see :class:`lightflow.FlowEstimator`).
+        backend: backend of ``estimate_flow`` in predict mode: ``'torch'`` (default), ``'auto'`` or another
+            registered one (:func:`lightflow.runtime.backend_names`; see :class:`lightflow.FlowEstimator`); the same
+            argument as ``LightFlowMotion(backend=...)``.
         init_cfg: mmengine init config.
+        inference_backend: the earlier name of ``backend``, still accepted (also as an attribute).
         **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
     """
 
     def __init__(self, width_mult: float = 1.0, div_flow: float = 20.0, pretrained: str | None = None,
                  data_preprocessor: dict | BaseDataPreprocessor | None = None, channels_last: bool = False,
-                 inference_backend: str = 'torch', init_cfg: dict | None = None, **lightflow_cfg) -> None:
+                 backend: str | None = None, init_cfg: dict | None = None, inference_backend: str | None = None,
+                 **lightflow_cfg) -> None:
         # Built here, in the lightflow scope: a LightFlowModel made in plain Python (no Runner, or an mmdet Runner's
         # scope current) must still find FlowDataPreprocessor.
         preprocessor = data_preprocessor or dict(type='FlowDataPreprocessor')
@@ -78,11 +81,13 @@ class LightFlowModel(BaseModel):
         self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
         if pretrained:
             load_lightflow_weights(self.flownet, resolve_weights(pretrained))
-        if inference_backend not in BACKENDS:
-            raise ValueError(f'inference_backend must be one of {BACKENDS}, got {inference_backend!r}')
+        if backend is not None and inference_backend is not None and backend != inference_backend:
+            raise ValueError(f'give backend or inference_backend (its earlier name), not both: got {backend!r} and '
+                             f'{inference_backend!r}')
         # 'torch' by default: during training the weights change between validations, and a runtime backend would
         # export and compile again each time (~0.3-1 s per input shape); tools/test_flow.py picks 'auto'.
-        self.inference_backend = inference_backend
+        option = 'inference_backend' if backend is None and inference_backend is not None else 'backend'
+        self.backend = check_backend(backend or inference_backend or 'torch', option)
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.flownet.to(memory_format=torch.channels_last)  # Module.to(device) later keeps this layout
@@ -90,6 +95,15 @@ class LightFlowModel(BaseModel):
     @property
     def div_flow(self) -> float:
         return self.flownet.div_flow
+
+    @property
+    def inference_backend(self) -> str:
+        """The earlier name of :attr:`backend`."""
+        return self.backend
+
+    @inference_backend.setter
+    def inference_backend(self, value: str) -> None:
+        self.backend = check_backend(value, 'inference_backend')
 
     def forward(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None,
                 mode: str = 'tensor') -> dict[str, Tensor] | list[dict] | Tensor:
@@ -134,20 +148,27 @@ class LightFlowModel(BaseModel):
         """L1 loss of :func:`flow_l1_loss`; padded pixels count as invalid GT."""
         if not data_samples:
             raise ValueError('loss mode needs data_samples with GT flow and valid masks')
-        pred, (h, w) = self._forward_padded(self._as_batch(inputs, 'loss'))
+        pred, size = self._forward_padded(self._as_batch(inputs, 'loss'))
+        return {'loss_flow': self.supervised_loss(pred, size, data_samples)}
+
+    def supervised_loss(self, pred: Tensor, size: tuple[int, int], data_samples: list) -> Tensor:
+        """:func:`flow_l1_loss` of a padded pair's raw output ``pred`` against the samples' flow on their valid pixels
+        (``size``: the unpadded (H, W))."""
+        h, w = size
         flow = torch.stack([_field(s, 'flow') for s in data_samples]).float()
         valid = torch.stack([_field(s, 'valid') for s in data_samples]).bool()
         hp, wp = pred.shape[-2] * 4, pred.shape[-1] * 4
         flow = F.pad(flow, (0, wp - w, 0, hp - h))
         valid = F.pad(valid, (0, wp - w, 0, hp - h), value=False)
-        return {'loss_flow': flow_l1_loss(pred, flow, valid, self.div_flow)}
+        return flow_l1_loss(pred, flow, valid, self.div_flow)
 
     def predict(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None) -> list[dict]:
-        """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (bilinear upsample x div_flow)."""
+        """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (the one frames -> pixel-flow path,
+        :meth:`lightflow.export.FlowGraph.pixel_flow`, through ``backend``)."""
         if isinstance(inputs, Tensor):
-            flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1], backend=self.inference_backend))
+            flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1], backend=self.backend))
         else:  # pairs of different sizes: one at a time
-            flows = [estimate_flow(self.flownet, x[0], x[1], backend=self.inference_backend)[0] for x in inputs]
+            flows = [estimate_flow(self.flownet, x[0], x[1], backend=self.backend)[0] for x in inputs]
         results = []
         for i, flow in enumerate(flows):
             sample = data_samples[i] if data_samples else None

@@ -6,8 +6,8 @@ The random transforms of :mod:`lightflow.data` draw from torch's global RNG, who
 loading the skipped samples, reseeds, and starts fresh workers, so every augmentation after a resume differed from the
 uninterrupted run. These samplers yield :class:`SeededIndex` values: the dataset index plus a seed derived from the
 sampler seed (the config's ``randomness.seed``) and the sample's position in the run's stream of samples (counted over
-all ranks), and :class:`~lightflow.engine.FlowDataset` runs the transforms on an RNG seeded with it. The augmentation
-of the n-th sample of a run is then fixed by ``(seed, n)``, whatever the worker count, rank or restart.
+all ranks), and :class:`~lightflow.engine.PackedFlowDataset` runs the transforms on an RNG seeded with it. The
+augmentation of the n-th sample of a run is then fixed by ``(seed, n)``, whatever the worker count, rank or restart.
 """
 from __future__ import annotations
 

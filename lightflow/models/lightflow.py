@@ -5,6 +5,7 @@ Layout: blocks first, then the network, then the builder that holds every hyperp
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -21,8 +22,11 @@ __all__ = [
     'lightflow_w0_75',
     'lightflow_w0_5',
     'PIXEL_MEAN',
+    'scale_channels',
 ]
 
+# Encoder stages whose outputs feed the decoder as skips, deepest first (conv5b, conv4b, conv3, conv2).
+SKIP_STAGES = (6, 4, 2, 1)
 # RGB mean of the reference implementation, applied to images scaled to [0, 1]; no std division (issue #2).
 PIXEL_MEAN = (0.411, 0.432, 0.450)
 
@@ -67,66 +71,68 @@ class LightFlow(nn.Module):
     in full-resolution pixels divided by ``div_flow`` (the FlowNet convention: ``flow_px = upsample(out) * div_flow``).
     :func:`lightflow.estimate_flow` does that conversion for any input size.
 
+    Every hyperparameter lives in :class:`LightFlowConfig` (kept as :attr:`config`); the channel counts come from its
+    :meth:`LightFlowConfig.encoder_widths` / :meth:`LightFlowConfig.decoder_widths`, nowhere else.
+
     Args:
         width_mult: width multiplier alpha (Table 2); scales every channel count but the 6 input and 2 output ones.
-        encoder_channels: out channels of conv1 .. conv6b before scaling.
-        encoder_strides: stride of each encoder conv.
-        decoder_channels: out channels of conv7 .. conv11 before scaling.
-        div_flow: the network predicts flow / div_flow (FlowNet's target scaling).
-        negative_slope: LeakyReLU slope.
+            None keeps the config's.
+        config: the hyperparameters (default: :class:`LightFlowConfig`'s defaults, Table 1).
+        **overrides: any :class:`LightFlowConfig` field (``encoder_channels``, ``encoder_strides``,
+            ``decoder_channels``, ``div_flow``, ``negative_slope``), replacing the config's.
     """
 
-    # Encoder stages whose outputs feed the decoder as skips, deepest first (conv5b, conv4b, conv3, conv2).
-    skip_stages = (6, 4, 2, 1)
+    skip_stages = SKIP_STAGES
     size_divisor = 64
 
-    def __init__(
-        self,
-        width_mult: float = 1.0,
-        *,
-        encoder_channels: Sequence[int] = (32, 64, 128, 256, 256, 512, 512, 1024, 1024),
-        encoder_strides: Sequence[int] = (2, 2, 2, 2, 1, 2, 1, 2, 1),
-        decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
-        div_flow: float = 20.0,
-        negative_slope: float = 0.1,
-    ) -> None:
+    def __init__(self, width_mult: float | None = None, *, config: LightFlowConfig | None = None, **overrides) -> None:
         super().__init__()
-        if width_mult <= 0:
-            raise ValueError(f'width_mult must be > 0, got {width_mult}')
-        if len(encoder_channels) != len(encoder_strides):
-            raise ValueError(f'encoder_channels ({len(encoder_channels)}) and encoder_strides '
-                             f'({len(encoder_strides)}) must have the same length')
-        if len(decoder_channels) != len(self.skip_stages) + 1:
-            raise ValueError(f'decoder_channels needs {len(self.skip_stages) + 1} entries, got {len(decoder_channels)}')
-        self.width_mult = float(width_mult)
-        self.div_flow = float(div_flow)
-        enc = [max(1, int(c * width_mult)) for c in encoder_channels]
-        dec = [max(1, int(c * width_mult)) for c in decoder_channels]
+        if width_mult is not None:
+            overrides['width_mult'] = width_mult
+        # A copy: a config shared by several networks must not change with one of them (``div_flow`` below).
+        self.config = dataclasses.replace(config or LightFlowConfig(), **overrides)
+        cfg = self.config
+        enc, dec = cfg.encoder_widths(), cfg.decoder_widths()
+        slope = cfg.negative_slope
         self.register_buffer('pixel_mean', torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
 
         # Encoder, Table 1 conv1 .. conv6b: 3x3 DW-separable convs, total stride 64.
         in_ch = 6
         encoder = []
-        for out_ch, stride in zip(enc, encoder_strides):
-            encoder.append(DepthwiseSeparableConv(in_ch, out_ch, stride, negative_slope))
+        for out_ch, stride in zip(enc, cfg.encoder_strides):
+            encoder.append(DepthwiseSeparableConv(in_ch, out_ch, stride, slope))
             in_ch = out_ch
         self.encoder = nn.ModuleList(encoder)
 
         # Decoder, Table 1 conv7 .. conv11: conv7 reduces conv6b; each later stage sees the nearest-upsampled previous
         # stage concatenated with an encoder skip (nearest upsampling instead of deconv avoids checkerboards, §3.1).
-        decoder = [DepthwiseSeparableConv(in_ch, dec[0], 1, negative_slope)]
+        decoder = [DepthwiseSeparableConv(in_ch, dec[0], 1, slope)]
         for i, skip in enumerate(self.skip_stages):
-            decoder.append(DepthwiseSeparableConv(dec[i] + enc[skip], dec[i + 1], 1, negative_slope))
+            decoder.append(DepthwiseSeparableConv(dec[i] + enc[skip], dec[i + 1], 1, slope))
         self.decoder = nn.ModuleList(decoder)
 
         # One flow predictor per decoder stage (1/64 .. 1/4); their predictions are averaged (§3.1).
-        self.predictors = nn.ModuleList(FlowPredictor(c, negative_slope) for c in dec)
+        self.predictors = nn.ModuleList(FlowPredictor(c, slope) for c in dec)
 
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, a=negative_slope, mode='fan_in', nonlinearity='leaky_relu')
+                nn.init.kaiming_normal_(m.weight, a=slope, mode='fan_in', nonlinearity='leaky_relu')
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
+
+    @property
+    def width_mult(self) -> float:
+        """The width multiplier alpha (``config.width_mult``)."""
+        return self.config.width_mult
+
+    @property
+    def div_flow(self) -> float:
+        """The target scale (``config.div_flow``): the network predicts flow / div_flow."""
+        return self.config.div_flow
+
+    @div_flow.setter
+    def div_flow(self, value: float) -> None:
+        self.config = dataclasses.replace(self.config, div_flow=float(value))
 
     def normalize(self, img1: Tensor, img2: Tensor) -> Tensor:
         """Stack two (N, 3, H, W) RGB frames in 0..255 into the (N, 6, H, W) network input (RGB/255 - mean)."""
@@ -176,6 +182,12 @@ class LightFlow(nn.Module):
         return out / len(preds)
 
 
+def scale_channels(channels: Sequence[int], width_mult: float) -> list[int]:
+    """Channel counts of a network of width ``width_mult``: ``max(1, int(c * width_mult))`` (the one rounding rule;
+    the checkpoint code reads widths back with it)."""
+    return [max(1, int(c * width_mult)) for c in channels]
+
+
 @dataclass
 class LightFlowConfig:
     """Every Light Flow hyperparameter in one place; the factories below only pick a width."""
@@ -190,15 +202,32 @@ class LightFlowConfig:
     div_flow: float = 20.0
     negative_slope: float = 0.1
 
+    def __post_init__(self) -> None:
+        for name in ('encoder_channels', 'encoder_strides', 'decoder_channels'):
+            setattr(self, name, tuple(int(c) for c in getattr(self, name)))
+        self.width_mult, self.div_flow = float(self.width_mult), float(self.div_flow)
+        self.negative_slope = float(self.negative_slope)
+        if not self.width_mult > 0:
+            raise ValueError(f'width_mult must be > 0, got {self.width_mult}')
+        if len(self.encoder_channels) != len(self.encoder_strides):
+            raise ValueError(f'encoder_channels ({len(self.encoder_channels)}) and encoder_strides '
+                             f'({len(self.encoder_strides)}) must have the same length')
+        if len(self.decoder_channels) != len(SKIP_STAGES) + 1:
+            raise ValueError(f'decoder_channels needs {len(SKIP_STAGES) + 1} entries, got '
+                             f'{len(self.decoder_channels)}')
+
+    def encoder_widths(self) -> list[int]:
+        """Out channels of conv1 .. conv6b at this width."""
+        return scale_channels(self.encoder_channels, self.width_mult)
+
+    def decoder_widths(self) -> list[int]:
+        """Out channels of conv7 .. conv11 at this width."""
+        return scale_channels(self.decoder_channels, self.width_mult)
+
 
 def build_lightflow(config: LightFlowConfig | None = None, **overrides) -> LightFlow:
     """Build a :class:`LightFlow` from a :class:`LightFlowConfig` (keyword overrides win)."""
-    cfg = config or LightFlowConfig()
-    kw = dict(encoder_channels=cfg.encoder_channels, encoder_strides=cfg.encoder_strides,
-              decoder_channels=cfg.decoder_channels, div_flow=cfg.div_flow, negative_slope=cfg.negative_slope)
-    kw.update(overrides)
-    width = kw.pop('width_mult', cfg.width_mult)
-    return LightFlow(width, **kw)
+    return LightFlow(config=config, **overrides)
 
 
 def lightflow_w1_0(**kwargs) -> LightFlow:

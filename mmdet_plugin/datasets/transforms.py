@@ -10,6 +10,8 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
+from ..models.key_frame_policy import positive_integer
+
 __all__ = ['KeyFrameClipSample']
 
 
@@ -40,12 +42,9 @@ class KeyFrameClipSample(BaseTransform):
     """
 
     def __init__(self, num_key_frames: int = 2, key_frame_interval: int = 10, random_interval: bool = True) -> None:
-        if num_key_frames < 1:
-            raise ValueError(f'num_key_frames must be >= 1, got {num_key_frames}')
-        if key_frame_interval < 1:
-            raise ValueError(f'key_frame_interval must be >= 1, got {key_frame_interval}')
-        self.num_key_frames = num_key_frames
-        self.key_frame_interval = key_frame_interval
+        # Integers only: 2.7 would be truncated by the frame arithmetic, not refused.
+        self.num_key_frames = positive_integer('KeyFrameClipSample.num_key_frames', num_key_frames)
+        self.key_frame_interval = positive_integer('KeyFrameClipSample.key_frame_interval', key_frame_interval)
         self.random_interval = random_interval
 
     def sample_indices(self, frame_ids: Sequence[int], current: int) -> list[int]:

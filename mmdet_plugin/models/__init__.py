@@ -1,13 +1,14 @@
-"""Models of the video plugin: Light Flow motion, feature warping, the flow-guided GRU and the video detector."""
+"""Models of the video plugin: Light Flow motion, feature warping, the flow-guided GRU, the video detector and its
+key-frame policies."""
+# The test / benchmark plumbing moved to mmdet_plugin.apis; these names stay importable from here.
+from ..apis import (profiled_parts, run_video_test, summarize_frame_records, summarize_parts,  # noqa: F401
+                    timed_predict, unwrap_video_detector)
 from .aggregator import ConvGRUCell, FlowGuidedGRU
-from .flow_video_detector import FlowVideoDetector, FrameRecord, summarize_frame_records
+from .baseline_motion import DISMotion, FrameMotion, ZeroMotion
+from .flow_video_detector import FlowVideoDetector, FrameRecord
 from .flow_warp import FlowWarp
+from .key_frame_policy import KEY_FRAME_POLICIES, FixedInterval, KeyFramePolicy, MotionThreshold
 from .motion import LightFlowMotion
 
-__all__ = ['LightFlowMotion', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU',
-           'FlowVideoDetector', 'FrameRecord', 'summarize_frame_records']
-from .runner_utils import (load_vid_config, profiled_parts, run_video_test, summarize_parts,  # noqa: E402
-                           timed_predict, unwrap_video_detector)
-
-__all__ += ['load_vid_config', 'run_video_test', 'unwrap_video_detector', 'timed_predict', 'profiled_parts',
-            'summarize_parts']
+__all__ = ['LightFlowMotion', 'ZeroMotion', 'DISMotion', 'FrameMotion', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU', 'FlowVideoDetector', 'FrameRecord',
+           'KEY_FRAME_POLICIES', 'KeyFramePolicy', 'FixedInterval', 'MotionThreshold']

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 from mmdet.registry import MODELS
+import torch
 from torch import Tensor, nn
 
 from lightflow import flow_warp
@@ -21,7 +22,7 @@ class FlowWarp(nn.Module):
     ``out[..., y, x] = feat[..., y + v, x + u]`` with (u, v) the flow in pixels of the map being warped; the flow may
     come at any resolution (typically the motion module's own grid) and is resized once per level by
     :func:`lightflow.resize_flow` (bilinear, values scaled by the size ratio). Without gradients the warp runs through
-    ``grid_sample`` (zero flow reproduces the features to 1e-5); with them, the exact path (zero flow is the identity
+    ``grid_sample``, except that an all-zero flow copies the features exactly; with them, the exact path (zero flow is the identity
     bit for bit); see :func:`lightflow.flow_warp`.
 
     Example:
@@ -52,6 +53,10 @@ class FlowWarp(nn.Module):
         Returns:
             The same structure as ``feats`` (a tensor, or a tuple for any sequence), every map warped.
         """
+        if not (torch.is_grad_enabled() and flow.requires_grad) and not bool(flow.any()):
+            # Zero flow (ZeroMotion, a scene at rest) is the identity: copy, rather than resample through grid_sample,
+            # which rounds zero-flow samples to 1e-5.
+            return feats.clone() if isinstance(feats, Tensor) else tuple(f.clone() for f in feats)
         if isinstance(feats, Tensor):
             return flow_warp(feats, flow, padding_mode=self.padding_mode, resize=True, fast=self.fast)
         if not isinstance(feats, (tuple, list)) or not feats:

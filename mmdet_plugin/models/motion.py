@@ -5,28 +5,31 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from mmdet.registry import MODELS
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from lightflow import LightFlow, estimate_flow
+from lightflow import LightFlow
 from lightflow.checkpoint import load_lightflow_weights
+from lightflow.export import FlowGraph
 from lightflow.inference import flow_estimator
 from lightflow.pretrained import resolve_weights
-from lightflow.runtime import BACKENDS, require_backend
+from lightflow.runtime import check_backend
+
+from .baseline_motion import FrameMotion
 
 __all__ = ['LightFlowMotion']
 
 
 @MODELS.register_module()
-class LightFlowMotion(BaseModule):
+class LightFlowMotion(FrameMotion):
     """Flow between two detector-normalised frames with Light Flow.
 
     The inputs are the detector's inputs (after its data preprocessor). They are mapped back to RGB 0..255
     (``x * std + mean``, then BGR -> RGB unless ``bgr_to_rgb``), resized by ``flow_scale`` (the paper runs the flow at
-    half the detector resolution), padded to /64 and passed to Light Flow. In eval mode without gradients the flow runs
-    through the inference ``backend`` (ONNX Runtime / OpenVINO / BN-folded torch, :class:`lightflow.FlowEstimator`).
+    half the detector resolution), as every :class:`FrameMotion` does, then padded to /64 and passed to Light Flow
+    (:meth:`lightflow.export.FlowGraph.pixel_flow`, the one frames -> flow path). In eval mode without gradients the
+    flow runs through the inference ``backend`` (ONNX Runtime / OpenVINO / BN-folded torch,
+    :class:`lightflow.FlowEstimator`).
     The flow is returned at the resolution it was computed at, in pixels of its own grid: the network's 1/4 output
     grid with ``resize_to_divisor`` (no upsampling at all), else the flow input size. ``FlowWarp`` resizes it once per
     feature level with the values rescaled (:func:`lightflow.resize_flow`), instead of upsampling it to the frame
@@ -51,7 +54,8 @@ class LightFlowMotion(BaseModule):
         zero_init_flow: without a checkpoint, zero the flow predictors' output convs so the untrained network
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
-        backend: inference backend in eval mode (``'auto'``, ``'torch'``, ``'onnxruntime'``, ``'openvino'``).
+        backend: inference backend in eval mode: ``'auto'`` or a registered one (``'torch'``, ``'onnxruntime'``,
+            ``'openvino'``; :func:`lightflow.runtime.backend_names`). ``LightFlowModel`` takes the same ``backend``.
         init_cfg: mmengine init config; a ``Pretrained`` entry is read with
             :func:`lightflow.checkpoint.load_lightflow_weights`.
     """
@@ -66,24 +70,13 @@ class LightFlowMotion(BaseModule):
             if pretrained is not None:
                 raise ValueError('give the flow checkpoint as pretrained= or init_cfg=Pretrained, not both')
             pretrained, init_cfg = init_cfg.get('checkpoint'), None
-        super().__init__(init_cfg=init_cfg)
-        if not 0 < flow_scale <= 4:
-            raise ValueError(f'flow_scale must be in (0, 4], got {flow_scale}')
-        if len(img_mean) != 3 or len(img_std) != 3 or min(img_std) <= 0:
-            raise ValueError(f'img_mean/img_std must be 3 values (std > 0), got {img_mean} and {img_std}')
-        if backend not in BACKENDS:
-            raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
-        require_backend(backend)
-        self.backend = backend
+        super().__init__(flow_scale=flow_scale, img_mean=img_mean, img_std=img_std, bgr_to_rgb=bgr_to_rgb,
+                         resize_to_divisor=resize_to_divisor, size_divisor=LightFlow.size_divisor, init_cfg=init_cfg)
+        self.backend = check_backend(backend)
         self.flownet = LightFlow(width_mult)
-        self.flow_scale = float(flow_scale)
-        self.bgr_to_rgb = bool(bgr_to_rgb)
         self.pretrained = pretrained
         self.freeze = bool(freeze)
         self.norm_eval = bool(norm_eval)
-        self.resize_to_divisor = bool(resize_to_divisor)
-        self.register_buffer('img_mean', torch.tensor(img_mean, dtype=torch.float32).view(1, 3, 1, 1), False)
-        self.register_buffer('img_std', torch.tensor(img_std, dtype=torch.float32).view(1, 3, 1, 1), False)
         if zero_init_flow and not pretrained:
             for predictor in self.flownet.predictors:
                 nn.init.zeros_(predictor[-1].weight)
@@ -112,11 +105,6 @@ class LightFlowMotion(BaseModule):
                     m.eval()
         return self
 
-    def to_rgb255(self, img: Tensor) -> Tensor:
-        """Undo the detector normalisation: (N, 3, H, W) normalised -> (N, 3, H, W) RGB in 0..255."""
-        img = img * self.img_std + self.img_mean
-        return img if self.bgr_to_rgb else img.flip(1)
-
     def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
         """Flow from ``img`` to ``ref_img``: for every pixel of ``img``, its displacement to ``ref_img``.
 
@@ -133,28 +121,5 @@ class LightFlowMotion(BaseModule):
         if not self.flownet.training and not (torch.is_grad_enabled() and (grad or img.requires_grad)):
             with torch.no_grad():  # the compiled backend; it returns plain (non-inference) tensors
                 return flow_estimator(self.flownet, self.backend, upsample=not native)(a, b)
-        with torch.set_grad_enabled(grad):
-            if native:
-                net = self.flownet
-                return net.forward_features(net.normalize(a, b)) * (net.div_flow / 4.0)
-            return estimate_flow(self.flownet, a, b)  # (N, 2, h, w) in pixels of the resized frames
-
-    def flow_inputs(self, img: Tensor, ref_img: Tensor) -> tuple[Tensor, Tensor, bool]:
-        """The two frames as the flow network sees them: RGB 0..255 at the flow size (``flow_scale``, or the nearest
-        /64 size with ``resize_to_divisor``), and whether that size is a multiple of 64 (the network's 1/4 grid then
-        covers the frame exactly, so the flow needs no upsampling)."""
-        if img.dim() != 4 or img.shape != ref_img.shape or img.shape[1] != 3:
-            raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
-                             f'{tuple(ref_img.shape)}')
-        height, width = int(img.shape[-2]), int(img.shape[-1])  # ints: constants when traced for export
-        pair = torch.cat([img, ref_img], dim=0)
-        size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
-        div = self.flownet.size_divisor
-        if self.resize_to_divisor:
-            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
-        if size != (height, width):
-            # Resize first: bilinear weights sum to 1, so it commutes with the per-channel affine un-normalisation,
-            # which then touches a quarter of the pixels.
-            pair = F.interpolate(pair, size=size, mode='bilinear', align_corners=False)
-        a, b = self.to_rgb255(pair).chunk(2, dim=0)
-        return a, b, size[0] % div == 0 and size[1] % div == 0
+        with torch.set_grad_enabled(grad):  # the plain differentiable network, through the same code
+            return FlowGraph.pixel_flow(self.flownet, a, b, upsample=not native)

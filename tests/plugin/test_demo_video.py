@@ -142,7 +142,7 @@ def test_demo_with_video_detector(detector, tmp_path):
     model = MODELS.build(cfg.model)
     checkpoint = tmp_path / 'dff.pth'
     torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=cfg.classes))), checkpoint)
-    generate_synthetic_vid(tmp_path / 'synth', num_train_videos=0, num_val_videos=1, num_frames=5)
+    generate_synthetic_vid(tmp_path / 'synth', num_train_videos=1, num_val_videos=1, num_frames=5)
     out = tmp_path / 'dff.mp4'
     stats = demo.main([str(config), str(checkpoint), str(tmp_path / 'synth' / 'Data' / 'val' / 'val_0000'),
                        '--out', str(out), '--key-frame-interval', '2', '--score-thr', '0.05'])

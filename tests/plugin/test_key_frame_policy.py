@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from mmdet_plugin.models import FlowVideoDetector
+from mmdet_plugin.models.key_frame_policy import FixedInterval, MotionThreshold
 from tests.plugin.test_models import count_backbone_calls, frame_batch, video_detector
 from tests.plugin.test_vid_tools import CONFIG_DIR, _load_tool, _options, synth_root  # noqa: F401 (a fixture)
 
@@ -131,7 +132,7 @@ def test_grid_conversion_scales_each_axis_by_its_own_ratio(flow, pixels):
                                       dict(key_frame_interval=3, key_frame_policy=None)])
 def test_fixed_policy_reproduces_the_interval_schedule(test_cfg):
     model = video_detector(test_cfg=test_cfg).eval()
-    assert model.key_frame_policy == dict(type='fixed')
+    assert model.key_frame_policy == FixedInterval(key_frame_interval=3)
     flow_calls = stub_flow(model, {f: (50.0, 50.0) for f in range(20)})  # large motion changes nothing
     backbone_calls = count_backbone_calls(model)
     run_frames(model, range(8))
@@ -148,9 +149,8 @@ def test_policy_setter_switches_policy_and_resets_the_cache():
     stub_flow(model, {f: (3.0, 0.0) for f in range(10)})
     run_frames(model, range(3))
     model.key_frame_policy = motion_policy(threshold=2.0, statistic='p90')
-    assert model.key_frame_policy == dict(type='motion', statistic='p90', threshold=2.0, max_interval=None,
-                                          min_interval=1)
-    assert model.test_cfg['key_frame_policy'] == model.key_frame_policy
+    assert model.key_frame_policy == MotionThreshold(statistic='p90', threshold=2.0, max_interval=None,
+                                                     min_interval=1, key_frame_interval=10)
     model.frame_records.clear()
     assert run_frames(model, range(3, 6)) == [True, True, True]  # the cache was reset: frame 3 starts over
     model.key_frame_policy = dict(type='fixed')
@@ -158,14 +158,15 @@ def test_policy_setter_switches_policy_and_resets_the_cache():
     assert run_frames(model, range(6, 9)) == [True, False, False]
     with pytest.raises(ValueError, match='threshold'):
         model.key_frame_policy = motion_policy(threshold=0)
-    assert model.key_frame_policy == dict(type='fixed')  # a refused policy leaves the old one in place
+    assert model.key_frame_policy == FixedInterval(key_frame_interval=10)  # a refused policy leaves the old one in place
 
 
 # ---------------------------------------------------------------- bad input
 @pytest.mark.parametrize('policy,message', [
     ('motion', r'^test_cfg\.key_frame_policy must be a dict'),
     (dict(threshold=2.0), r'^test_cfg\.key_frame_policy\.type is required'),
-    (dict(type='adaptive'), r"^test_cfg\.key_frame_policy\.type must be one of \('fixed', 'motion'\), got 'adaptive'$"),
+    (dict(type='adaptive'), r"^test_cfg\.key_frame_policy\.type must be one of \('fixed', 'FixedInterval', "
+                            r"'motion', 'MotionThreshold'.*\), got 'adaptive'$"),
     (motion_policy(threshold=-1), r'^test_cfg\.key_frame_policy\.threshold must be > 0, got -1$'),
     (motion_policy(threshold=0), r'^test_cfg\.key_frame_policy\.threshold must be > 0, got 0$'),
     (motion_policy(threshold=float('nan')), r'^test_cfg\.key_frame_policy\.threshold must be > 0, got nan$'),
@@ -194,11 +195,11 @@ def test_bad_policy_is_refused_naming_the_field(policy, message):
 
 
 def test_motion_policy_needs_a_motion_module_and_room_for_min_interval():
-    with pytest.raises(ValueError, match=r"^test_cfg\.key_frame_policy type='motion' needs a motion module"):
+    with pytest.raises(ValueError, match=r"^MotionThreshold\(.*\) needs a motion module"):
         video_detector(motion=None, test_cfg=dict(key_frame_interval=1, key_frame_policy=motion_policy(threshold=1)))
     model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
         threshold=1, min_interval=4)))
-    with pytest.raises(ValueError, match=r'key_frame_interval=3 is the max_interval .*min_interval must be <= it, '
+    with pytest.raises(ValueError, match=r'min_interval must be <= max_interval \(default: key_frame_interval=3\), '
                                          r'got 4'):
         model.key_frame_interval = 3
     assert model.key_frame_interval == 10
@@ -259,7 +260,8 @@ def test_benchmark_sweeps_fixed_and_motion_policies(trained_dff, synth_root, tmp
     (['--motion-thresholds', '2'], '--motion-thresholds sweeps the motion policy: add --policies motion'),
     (['--policies', 'motion', '--motion-thresholds', '0'], "--motion-thresholds: must be > 0, got '0'"),
     (['--policies', 'motion', '--max-interval', '0'], '--max-interval: must be >= 1, got 0'),
-    (['--policies', 'adaptive'], "--policies: invalid choice: 'adaptive'"),
+    (['--policies', 'adaptive'], "--policies: 'adaptive' is not a registered key-frame policy"),
+    (['--policies', 'motion', '--motion-statistic', 'median'], "--motion-statistic: .*statistic must be one of"),
 ])
 def test_benchmark_policy_options_are_checked(args, message, tmp_path):
     checkpoint = tmp_path / 'any.pth'
@@ -270,8 +272,7 @@ def test_benchmark_policy_options_are_checked(args, message, tmp_path):
 
 # ---------------------------------------------------------------- timing lives in the tools
 def test_predict_is_timed_by_the_tool_not_the_model():
-    from mmdet_plugin.models.runner_utils import timed_predict
-    from mmdet_plugin.models.flow_video_detector import summarize_frame_records
+    from mmdet_plugin.apis import summarize_frame_records, timed_predict
 
     model = video_detector(test_cfg=dict(key_frame_interval=2)).eval()
     run_frames(model, [0, 1])
@@ -297,7 +298,7 @@ def test_predict_is_timed_by_the_tool_not_the_model():
 
 
 def test_profiled_parts_split_key_and_non_key_frames():
-    from mmdet_plugin.models.runner_utils import PROFILE_PARTS, profiled_parts, summarize_parts, timed_predict
+    from mmdet_plugin.apis import PROFILE_PARTS, profiled_parts, summarize_parts, timed_predict
 
     model = video_detector(aggregator=True, test_cfg=dict(key_frame_interval=3)).eval()
     slow = model.warp.forward

@@ -10,7 +10,7 @@ train_dataloader = dict(
     sampler=dict(type='SeededDefaultSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='FlowDataset',
+        type='PackedFlowDataset',
         dataset=dict(type='FlyingChairs', root=data_root, split='train'),
         # Random translate / rotate / zoom, flips (negating the matching flow component), 320x448 crop, photometric.
         transforms=dict(type='chairs_train', crop_size=(320, 448))))
@@ -23,7 +23,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='FlowDataset',
+        type='PackedFlowDataset',
         dataset=dict(type='FlyingChairs', root=data_root, split='val'),
         transforms='eval'))
 test_dataloader = val_dataloader

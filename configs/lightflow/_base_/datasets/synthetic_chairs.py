@@ -7,7 +7,7 @@ train_dataloader = dict(
     sampler=dict(type='SeededInfiniteSampler', shuffle=True),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='FlowDataset',
+        type='PackedFlowDataset',
         dataset=dict(type='SyntheticChairs', num_samples=4000, size=(128, 192), seed=0),
         transforms=[
             dict(type='RandomHorizontalFlip', p=0.5),
@@ -23,7 +23,7 @@ val_dataloader = dict(
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
     dataset=dict(
-        type='FlowDataset',
+        type='PackedFlowDataset',
         dataset=dict(type='SyntheticChairs', num_samples=32, size=(128, 192), seed=1000),
         transforms='eval'))
 test_dataloader = val_dataloader

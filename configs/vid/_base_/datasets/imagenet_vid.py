@@ -10,6 +10,7 @@
 # video_length metainfo; VIDMotionMetric keys vid/mAP, vid/mAP_slow, vid/mAP_medium, vid/mAP_fast. 30 classes.
 # Note: TrackImgSampler visits every training frame each epoch (~1.1M VID + ~53k DET images); FGFA-style
 # schedules are short (a few epochs) or should subsample.
+_base_ = '../key_frames.py'  # key_frame_interval, shared with the model's test schedule
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 
 dataset_type = 'CocoVIDDataset'
@@ -21,12 +22,11 @@ metainfo = dict(classes=classes)
 # The mobile setting of the paper: shorter side 320 (the FGFA/DFF server setting is 600 x 1000).
 img_scale = (533, 320)
 num_key_frames = 2
-key_frame_interval = 10
 backend_args = None
 
 train_pipeline = [
-    dict(type='KeyFrameClipSample', num_key_frames=num_key_frames, key_frame_interval=key_frame_interval,
-         random_interval=True),
+    dict(type='KeyFrameClipSample', num_key_frames=num_key_frames,
+         key_frame_interval={{_base_.key_frame_interval}}, random_interval=True),
     dict(
         type='TransformBroadcaster',
         share_random_params=True,

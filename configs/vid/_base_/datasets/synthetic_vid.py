@@ -18,6 +18,7 @@
 # - override `data_root` with --cfg-options or `train_dataloader = dict(dataset=dict(data_root=...))` etc.; to change
 #   the clip, replace the pipeline: `train_dataloader = dict(dataset=dict(pipeline=[...]))` built from
 #   `_base_.train_pipeline`.
+_base_ = '../key_frames.py'  # key_frame_interval, shared with the model's test schedule
 custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 
 dataset_type = 'CocoVIDDataset'
@@ -26,12 +27,11 @@ classes = ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
 metainfo = dict(classes=classes)
 img_scale = (288, 224)  # (w, h): the generator's frame size, so Resize keeps it (scale_factor 1)
 num_key_frames = 2
-key_frame_interval = 10  # as tested (and as the ImageNet VID config): the current frame is 0-9 frames after its key
 backend_args = None
 
 train_pipeline = [
-    dict(type='KeyFrameClipSample', num_key_frames=num_key_frames, key_frame_interval=key_frame_interval,
-         random_interval=True),
+    dict(type='KeyFrameClipSample', num_key_frames=num_key_frames,
+         key_frame_interval={{_base_.key_frame_interval}}, random_interval=True),
     dict(
         type='TransformBroadcaster',
         share_random_params=True,  # one flip for the whole clip, so the flow between frames stays valid

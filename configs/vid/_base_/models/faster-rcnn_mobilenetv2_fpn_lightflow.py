@@ -47,5 +47,4 @@ model = dict(
             rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50))),
     motion=dict(type='LightFlowMotion', width_mult=0.5, flow_scale=0.5, img_mean=img_mean, img_std=img_std,
                 bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthetic'),
-    warp=dict(type='FlowWarp', padding_mode='border'),
-    test_cfg=dict(key_frame_interval=10))
+    warp=dict(type='FlowWarp', padding_mode='border'))

@@ -1,5 +1,5 @@
 # ImageNet VID sizes of the flow-guided RetinaNet: 30 classes, ImageNet-pretrained MobileNetV2, 3-level FPN of 128
-# channels (strides 8, 16, 32), full Light Flow (alpha=1) at half resolution, key frames every 10 frames.
+# channels (strides 8, 16, 32), full Light Flow (alpha=1) at half resolution (the key-frame interval: ../key_frames.py).
 _base_ = './retinanet_mobilenetv2_fpn_lightflow.py'
 num_classes = 30
 fpn_channels = 128
@@ -15,5 +15,4 @@ model = dict(
                        anchor_generator=dict(octave_base_scale=4, scales_per_octave=3, ratios=[0.5, 1.0, 2.0],
                                              strides=[8, 16, 32])),
         test_cfg=dict(nms_pre=1000, score_thr=0.01, max_per_img=100)),
-    motion=dict(width_mult=1.0, resize_to_divisor=False, pretrained=flow_checkpoint),
-    test_cfg=dict(key_frame_interval=10))
+    motion=dict(width_mult=1.0, resize_to_divisor=False, pretrained=flow_checkpoint))

@@ -1,19 +1,90 @@
-"""Config and evaluation helpers shared by tools/train_vid.py, tools/test_vid.py and tools/benchmark_vid.py."""
+"""Test and benchmark plumbing of the video tools (tools/test_vid.py, tools/benchmark_vid.py, tools/demo_video.py):
+run a test with timing, profile the parts of a frame, summarise the records, find a config's input files, pick a
+key-frame policy from the command line."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import os
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-from lightflow.engine.config import load_config
+from .models.flow_video_detector import FlowVideoDetector, FrameRecord
+from .models.key_frame_policy import KEY_FRAME_POLICIES, KeyFramePolicy, build_key_frame_policy
+from .models.utils import patched_attributes
 
-from .flow_video_detector import FlowVideoDetector, patched_attributes, summarize_frame_records
+__all__ = ['unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts', 'summarize_parts',
+           'summarize_frame_records', 'PROFILE_PARTS', 'warm_up_motion', 'dataset_inputs', 'policy_from_option',
+           'policy_config']
 
-__all__ = ['load_vid_config', 'unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts',
-           'summarize_parts', 'PROFILE_PARTS', 'warm_up_motion']
 
-# Config loading (with `data_root=` re-pointing every dataset root) is shared with the flow tools.
-load_vid_config = load_config
+def summarize_frame_records(records: Sequence[FrameRecord]) -> dict:
+    """Frames, fps and mean latency (ms) over all / key / non-key frames of a run (the timed records), and the mean
+    ``motion_px`` over the frames that have one (NaN if none)."""
+    def mean_ms(rs):
+        return 1000.0 * sum(r.seconds for r in rs) / len(rs) if rs else float('nan')
+
+    timed = [r for r in records if r.seconds is not None]
+    keys = [r for r in timed if r.is_key]
+    others = [r for r in timed if not r.is_key]
+    total = sum(r.seconds for r in timed)
+    motion = [r.motion_px for r in records if r.motion_px is not None]
+    return dict(frames=len(timed), key_frames=len(keys), fps=len(timed) / total if total > 0 else float('nan'),
+                mean_ms=mean_ms(timed), key_ms=mean_ms(keys), nonkey_ms=mean_ms(others),
+                mean_motion_px=sum(motion) / len(motion) if motion else float('nan'))
+
+
+def policy_config(policy: KeyFramePolicy) -> dict:
+    """A policy as a plain dict (its registered class name as ``type`` and its fields), e.g. for a metrics file."""
+    return dict(type=type(policy).__name__, **dataclasses.asdict(policy))
+
+
+def policy_from_option(items: Sequence[str] | None, option: str = '--key-frame-policy') -> dict | None:
+    """The ``test_cfg.key_frame_policy`` dict of a command-line ``TYPE [KEY=VALUE ...]`` (e.g. ``motion threshold=4
+    statistic=p90``), checked by building it from :data:`KEY_FRAME_POLICIES` (the model builds it again with its own
+    ``key_frame_interval``); None for None. ``ValueError`` naming ``option`` and what is wrong."""
+    if not items:
+        return None
+    from mmengine.config import DictAction
+
+    kind, *pairs = items
+    cfg: dict[str, Any] = dict(type=kind)
+    for pair in pairs:
+        if '=' not in pair or not pair.split('=', 1)[0]:
+            raise ValueError(f'{option}: {pair!r} is not KEY=VALUE (after the type, one of '
+                             f'{tuple(KEY_FRAME_POLICIES.module_dict)})')
+        key, value = pair.split('=', 1)
+        cfg[key] = DictAction._parse_iterable(value)
+    try:
+        build_key_frame_policy(cfg)
+    except ValueError as e:
+        raise ValueError(f'{option} {" ".join(items)}: {e}') from None
+    return cfg
+
+
+def dataset_inputs(cfg: Any, sections: Sequence[str] = ('test_dataloader', 'test_evaluator')) -> dict[str, list]:
+    """The files a test of ``cfg`` reads, for :func:`lightflow.cli.check_not_an_input`: ``annotation`` files and
+    ``frames`` folders (``data_root`` joined with ``ann_file`` / ``data_prefix.img_path``) of every dataset and
+    evaluator in ``sections``."""
+    found: dict[str, list] = dict(annotation=[], frames=[])
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            root = node.get('data_root') or ''
+            if isinstance(node.get('ann_file'), str):
+                found['annotation'].append(os.path.join(root, node['ann_file']))
+            prefix = node.get('data_prefix')
+            if isinstance(prefix, dict) and isinstance(prefix.get('img_path'), str) and root:
+                found['frames'].append(os.path.join(root, prefix['img_path']))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    for section in sections:
+        walk(cfg.get(section))
+    return found
 
 
 def unwrap_video_detector(model: Any) -> FlowVideoDetector:
@@ -133,14 +204,19 @@ def summarize_parts(frames: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
-    """Run ``runner.test()`` once (optionally with another key-frame interval) and add timing to its metrics.
+def run_video_test(runner: Any, key_frame_interval: int | None = None,
+                   key_frame_policy: KeyFramePolicy | dict | None = None) -> dict:
+    """Run ``runner.test()`` once (optionally with another key-frame policy and / or interval) and add timing to its
+    metrics.
 
     Returns:
         The metrics of the test evaluator plus ``frames``, ``key_frames``, ``fps`` and ``mean_ms`` / ``key_ms`` /
-        ``nonkey_ms`` (wall time inside the detector's ``predict``: features, flow, head, post-processing).
+        ``nonkey_ms`` (wall time inside the detector's ``predict``: features, flow, head, post-processing),
+        ``key_frame_interval`` and ``key_frame_policy`` (:func:`policy_config`).
     """
     model = unwrap_video_detector(runner.model)
+    if key_frame_policy is not None:
+        model.key_frame_policy = key_frame_policy
     if key_frame_interval is not None:
         model.key_frame_interval = key_frame_interval
     warm_up_motion(runner, model)
@@ -149,4 +225,5 @@ def run_video_test(runner: Any, key_frame_interval: int | None = None) -> dict:
         metrics = dict(runner.test())
     metrics.update(summarize_frame_records(model.frame_records))
     metrics['key_frame_interval'] = model.key_frame_interval
+    metrics['key_frame_policy'] = policy_config(model.key_frame_policy)
     return metrics

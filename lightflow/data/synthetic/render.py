@@ -19,41 +19,18 @@ and ranks that render different indices see different data. It is used two ways:
 from __future__ import annotations
 
 import math
-import os
-from functools import lru_cache
-from pathlib import Path
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.utils.data import Dataset
 
-from ..io import atomic_write, write_flo
-from .datasets import CHAIRS_SPLIT_FILE
-from .transforms import ToTensor
+from .augment import photometric_augment
+from .shapes import VERTICES, polygon_vertices, similarity
+from .textures import photo_textures, procedural_textures
 
-__all__ = ['SyntheticFlowGenerator', 'SyntheticBatch', 'SyntheticChairs', 'SyntheticIndices', 'SyntheticSample',
-           'export_chairs_layout', 'PHOTO_NAMES', 'photometric_augment', 'flip_flow_batch']
-
-# Photographs bundled with scikit-image (no network). 'cat' is the same picture as 'chelsea'.
-PHOTO_NAMES = ('astronaut', 'coffee', 'chelsea', 'rocket', 'camera', 'immunohistochemistry', 'hubble_deep_field',
-               'coins', 'clock', 'grass', 'gravel', 'brick', 'moon', 'cell', 'colorwheel', 'page', 'text')
-_VERTICES = 8  # polygon vertex slots; polygons with fewer corners get extra vertices on their edges
-_GREY = (0.299, 0.587, 0.114)
-
-
-class SyntheticSample(NamedTuple):
-    """One rendered pair. ``layers1``/``layers2`` (H, W) int16 give the frontmost layer per pixel (0 = background)."""
-
-    img1: np.ndarray  # (H, W, 3) uint8
-    img2: np.ndarray  # (H, W, 3) uint8
-    flow: np.ndarray  # (H, W, 2) float32
-    valid: np.ndarray  # (H, W) bool, all True
-    layers1: np.ndarray
-    layers2: np.ndarray
-    occlusion: np.ndarray  # (H, W) bool
+__all__ = ['SyntheticFlowGenerator', 'SyntheticBatch']
 
 
 class SyntheticBatch(NamedTuple):
@@ -71,112 +48,6 @@ class SyntheticBatch(NamedTuple):
     occlusion: Tensor
     layers1: Tensor
     layers2: Tensor
-
-
-@lru_cache(maxsize=1)
-def _photos() -> tuple[np.ndarray, ...]:
-    """The available scikit-image photographs as float32 RGB (H, W, 3), loaded once per process."""
-    import skimage.data
-
-    photos = []
-    for name in PHOTO_NAMES:
-        loader = getattr(skimage.data, name, None)
-        if loader is None:
-            continue
-        try:
-            img = np.asarray(loader())
-        except Exception:  # a build of scikit-image without this file (optional 'data' extras)
-            continue
-        if img.dtype != np.uint8:
-            continue
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=2)
-        photos.append(np.ascontiguousarray(img[..., :3], np.float32))
-    if not photos:
-        raise RuntimeError('no scikit-image sample photographs could be loaded (skimage.data); check the install')
-    return tuple(photos)
-
-
-def _square(img: Tensor, size: int) -> Tensor:
-    """Centre square crop of a (3, H, W) image, resized (area / bicubic) to (3, size, size)."""
-    h, w = img.shape[-2:]
-    s = min(h, w)
-    y0, x0 = (h - s) // 2, (w - s) // 2
-    crop = img[None, :, y0:y0 + s, x0:x0 + s]
-    mode = 'area' if s >= size else 'bicubic'
-    out = F.interpolate(crop, size=(size, size), mode=mode, **({} if mode == 'area' else dict(align_corners=False)))
-    return out[0].clamp(0, 255)
-
-
-def _procedural_textures(count: int, size: int, seed: int) -> Tensor:
-    """``count`` random (3, size, size) textures in 0..255: smooth noise, stripes or checkers, plus fine detail."""
-    g = torch.Generator().manual_seed(int(seed))
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing='ij')
-    out = torch.empty(count, 3, size, size)
-    for i in range(count):
-        kind = int(torch.randint(3, (1,), generator=g))
-        colors = torch.rand(2, 3, 1, 1, generator=g) * 255
-        if kind == 0:
-            cells = int(torch.randint(3, 12, (1,), generator=g))
-            tex = F.interpolate(torch.rand(1, 3, cells, cells, generator=g), size=(size, size), mode='bicubic',
-                                align_corners=True)[0] * 255
-        else:
-            angle = float(torch.rand(1, generator=g)) * math.pi
-            period = 6 + 34 * float(torch.rand(1, generator=g))
-            along = xs * math.cos(angle) + ys * math.sin(angle)
-            if kind == 1:
-                weight = 0.5 + 0.5 * torch.sin(2 * math.pi * along / period)
-            else:
-                across = -xs * math.sin(angle) + ys * math.cos(angle)
-                # Smoothed square wave: sharp edges, yet band-limited enough to resample cleanly.
-                weight = 0.5 + 0.5 * torch.tanh(3 * torch.sin(2 * math.pi * along / period) *
-                                                torch.sin(2 * math.pi * across / period))
-            tex = colors[0] + weight * (colors[1] - colors[0])
-        # Fine detail so that no region is flat (flat regions make flow ambiguous).
-        detail = F.interpolate(torch.randn(1, 3, size // 4, size // 4, generator=g), size=(size, size),
-                               mode='bilinear', align_corners=False)[0]
-        out[i] = (tex + 12.0 * detail).clamp(0, 255)
-    return out
-
-
-def _similarity(angle_deg: float, zoom: float, src: Sequence[float], dst: Sequence[float]) -> np.ndarray:
-    """3x3 map p -> dst + zoom R(angle) (p - src)."""
-    a = math.radians(angle_deg)
-    lin = zoom * np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-    out = np.eye(3)
-    out[:2, :2] = lin
-    out[:2, 2] = np.asarray(dst, float) - lin @ np.asarray(src, float)
-    return out
-
-
-def _polygon_vertices(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A star polygon around the origin as _VERTICES (angle, radius) pairs, angles sorted in [0, 2 pi).
-
-    A polygon with fewer corners gets the extra vertices on its edges, so every shape has the same vertex count.
-    """
-    n = int(rng.integers(3, _VERTICES + 1))
-    # Consecutive vertices less than pi apart keep the origin inside, so every ray from it meets one edge: with
-    # gaps drawn from [0.7, 1] and normalised, the largest is at most 2 pi / 2.4 (triangles), 0.83 pi.
-    gaps = rng.uniform(0.7, 1.0, n)
-    gaps = gaps / gaps.sum() * 2 * math.pi
-    angles = list(np.sort(np.remainder(rng.uniform(0, 2 * math.pi) + np.cumsum(gaps), 2 * math.pi)))
-    radii = list(rng.uniform(0.45, 0.98, n))
-    while len(angles) < _VERTICES:
-        gaps = [(angles[(i + 1) % len(angles)] - angles[i]) % (2 * math.pi) for i in range(len(angles))]
-        i = int(np.argmax(gaps))
-        j = (i + 1) % len(angles)
-        mid = angles[i] + gaps[i] / 2
-        p0 = radii[i] * np.array([math.cos(angles[i]), math.sin(angles[i])])
-        p1 = radii[j] * np.array([math.cos(angles[j]), math.sin(angles[j])])
-        d = np.array([math.cos(mid), math.sin(mid)])
-        e = p1 - p0
-        r = (p0[0] * e[1] - p0[1] * e[0]) / (d[0] * e[1] - d[1] * e[0])  # ray from the origin meets the edge
-        angles.insert(i + 1, mid % (2 * math.pi))
-        radii.insert(i + 1, r)
-        order = np.argsort(angles)
-        angles, radii = [angles[k] for k in order], [radii[k] for k in order]
-    return np.asarray(angles), np.asarray(radii)
 
 
 class _SampleParams(NamedTuple):
@@ -261,10 +132,9 @@ class SyntheticFlowGenerator:
     def _build_bank(self) -> Tensor:
         """All textures as one (T, 3, S, S) tensor: the scikit-image photographs, then the procedural ones."""
         s = self.texture_size
-        photos = [_square(torch.from_numpy(p).permute(2, 0, 1), s) for p in _photos()]
+        photos = photo_textures(s)
         self._num_photos = len(photos)
-        return torch.cat([torch.stack(photos), _procedural_textures(self.num_textures, s, self.seed + 7919)]
-                         ).to(self.device)
+        return torch.cat([photos, procedural_textures(self.num_textures, s, self.seed + 7919)]).to(self.device)
 
     @property
     def bank(self) -> Tensor:
@@ -301,15 +171,15 @@ class SyntheticFlowGenerator:
         gain, bias = np.ones((slots, 3)), np.zeros((slots, 3))
         tex_center, tex_radius, frame_radius = np.zeros((slots, 2)), np.ones(slots), np.zeros(slots)
         ellipse, shape = np.zeros(slots, bool), np.zeros((slots, 3))
-        angles = np.tile(np.linspace(0, 2 * math.pi, _VERTICES, endpoint=False), (slots, 1))
-        radii = np.ones((slots, _VERTICES))
+        angles = np.tile(np.linspace(0, 2 * math.pi, VERTICES, endpoint=False), (slots, 1))
+        radii = np.ones((slots, VERTICES))
         present = np.zeros(slots, bool)
 
         # Background: frame pixels per texture pixel in [1, 2] (magnified, so the texture never aliases).
         scale = rng.uniform(1.0, 2.0)
         texture[0] = self._texture_index(rng)
-        a1[0] = _similarity(rng.uniform(-20, 20), scale, rng.uniform(0.3 * s, 0.7 * s, 2), frame_center)
-        motion[0] = _similarity(rng.uniform(-2, 2) * ms, 1 + rng.uniform(-0.03, 0.03) * ms, frame_center,
+        a1[0] = similarity(rng.uniform(-20, 20), scale, rng.uniform(0.3 * s, 0.7 * s, 2), frame_center)
+        motion[0] = similarity(rng.uniform(-2, 2) * ms, 1 + rng.uniform(-0.03, 0.03) * ms, frame_center,
                                 np.add(frame_center, rng.uniform(-12, 12, 2) * unit))
         persp = rng.uniform(-1, 1, 2) * self.homography * 0.01 * short / max(width, height) ** 2
         if self.homography > 0:
@@ -330,14 +200,14 @@ class SyntheticFlowGenerator:
             tex_center[k] = rng.uniform(0, s - 1, 2)
             tex_radius[k], frame_radius[k] = r_tex, radius
             center = rng.uniform((-0.1 * width, -0.1 * height), (1.1 * width, 1.1 * height))
-            a1[k] = _similarity(rng.uniform(-180, 180), zoom, tex_center[k], center)
-            motion[k] = _similarity(rng.uniform(-8, 8) * ms, 1 + rng.uniform(-0.06, 0.06) * ms, center,
+            a1[k] = similarity(rng.uniform(-180, 180), zoom, tex_center[k], center)
+            motion[k] = similarity(rng.uniform(-8, 8) * ms, 1 + rng.uniform(-0.06, 0.06) * ms, center,
                                     center + rng.uniform(-25, 25, 2) * unit)
             if rng.random() < 0.4:
                 ellipse[k] = True
                 shape[k] = rng.uniform(0.5, 0.98), rng.uniform(0.3, 0.98), rng.uniform(0, math.pi)
             else:
-                angles[k], radii[k] = _polygon_vertices(rng)
+                angles[k], radii[k] = polygon_vertices(rng)
             gain[k], bias[k] = rng.uniform(0.75, 1.25, 3), rng.uniform(-20, 20, 3)
             present[k] = True
         # Slots hold the objects largest first, so one window size per slot fits the batch tightly
@@ -413,8 +283,8 @@ class SyntheticFlowGenerator:
         theta = torch.atan2(ly, lx).reshape(b, -1)
         theta = torch.where(theta < 0, theta + 2 * math.pi, theta)
         j = torch.searchsorted(p['angles'].contiguous(), theta)  # index of the vertex after theta, 0..V
-        i0 = torch.where(j == 0, _VERTICES - 1, j - 1)
-        i1 = torch.where(j == _VERTICES, 0, j)
+        i0 = torch.where(j == 0, VERTICES - 1, j - 1)
+        i1 = torch.where(j == VERTICES, 0, j)
         vx, vy = p['vx'], p['vy']  # (B, V)
         v0x, v0y = torch.gather(vx, 1, i0).reshape(b, h, w), torch.gather(vy, 1, i0).reshape(b, h, w)
         ex = torch.gather(vx, 1, i1).reshape(b, h, w) - v0x
@@ -601,164 +471,3 @@ class SyntheticFlowGenerator:
         return (f'{type(self).__name__}(size={self.size}, num_objects={self.num_objects}, '
                 f'motion_scale={self.motion_scale}, photo_prob={self.photo_prob}, homography={self.homography}, '
                 f'seed={self.seed}, device={self.device})')
-
-
-def photometric_augment(img1: Tensor, img2: Tensor, params: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample colour augmentation of both frames on their device (no change to the flow).
-
-    Args:
-        img1, img2: (N, 3, H, W) RGB 0..255.
-        params: (N, 2, >=6) per frame: brightness, contrast, saturation factors, gamma, noise sigma (grey levels),
-            noise seed. Equal rows give both frames the same change; different rows model lighting changes.
-
-    Returns:
-        the augmented frames, clamped to 0..255.
-    """
-    grey_w = img1.new_tensor(_GREY).view(1, 3, 1, 1)
-    out = []
-    for f, img in enumerate((img1, img2)):
-        p = params[:, f]
-        x = img * p[:, 0, None, None, None]
-        mean = (x * grey_w).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)
-        x = (x - mean) * p[:, 1, None, None, None] + mean
-        grey = (x * grey_w).sum(1, keepdim=True)
-        x = (x - grey) * p[:, 2, None, None, None] + grey
-        x = 255.0 * (x.clamp(0, 255) / 255.0) ** p[:, 3, None, None, None]
-        # One generator per sample on the frames' device: a sample's noise does not depend on its batch.
-        noise = torch.stack([torch.randn(img.shape[1:], device=img.device,
-                                         generator=torch.Generator(img.device).manual_seed(int(s)))
-                             for s in p[:, 5].tolist()])
-        out.append((x + noise * p[:, 4, None, None, None]).clamp(0, 255))
-    return out[0], out[1]
-
-
-def flip_flow_batch(img1: Tensor, img2: Tensor, flow: Tensor, valid: Tensor, horizontal: Tensor,
-                    vertical: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Flip chosen samples of a batch left-right / up-down, negating the flow component along each flip.
-
-    Args:
-        img1, img2: (N, 3, H, W); flow (N, 2, H, W) px; valid (N, H, W).
-        horizontal, vertical: (N,) bool, which samples to flip.
-    """
-    out = []
-    for t in (img1, img2, flow, valid):
-        t = torch.where(horizontal.view(-1, *[1] * (t.dim() - 1)), t.flip(-1), t)
-        t = torch.where(vertical.view(-1, *[1] * (t.dim() - 1)), t.flip(-2), t)
-        out.append(t)
-    sign = torch.ones_like(out[2][:, :, :1, :1])
-    sign[:, 0] = torch.where(horizontal, -1.0, 1.0).view(-1, 1, 1).to(sign.dtype)
-    sign[:, 1] = torch.where(vertical, -1.0, 1.0).view(-1, 1, 1).to(sign.dtype)
-    return out[0], out[1], out[2] * sign, out[3]
-
-
-class SyntheticIndices(Dataset):
-    """Sample indices ``0 .. num_samples - 1`` as ``dict(synthetic_index=i)``: the dataset side of on-device rendering.
-
-    ``lightflow.engine.SyntheticFlowPreprocessor`` turns a batch of these into rendered pairs on the model's device;
-    mmengine's (distributed) samplers hand each rank its own indices, so ranks render different samples.
-    """
-
-    def __init__(self, num_samples: int = 10_000_000) -> None:
-        if int(num_samples) != num_samples or num_samples <= 0:
-            raise ValueError(f'num_samples must be a positive int, got {num_samples}')
-        self.num_samples = int(num_samples)
-        self.metainfo = dict(dataset_type='SyntheticIndices')
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> dict:
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f'index {index} out of range for {self.num_samples} samples')
-        return dict(synthetic_index=int(index))
-
-
-class SyntheticChairs(Dataset):
-    """Flying-Chairs-like pairs rendered on the fly with exact flow, one per item, on the CPU.
-
-    Args:
-        num_samples: dataset length.
-        size: (H, W) of the frames.
-        seed: base seed; sample ``i`` depends only on ``(seed, i)``.
-        transforms: ``transforms(img1, img2, flow, valid)``; None uses ``ToTensor()``.
-        **generator_kwargs: any other :class:`SyntheticFlowGenerator` argument (``num_objects``, ``motion_scale``,
-            ``photo_prob``, ``homography``, ...).
-    """
-
-    def __init__(self, num_samples: int, size: tuple[int, int] = (384, 512), seed: int = 0,
-                 transforms: Callable | None = None, **generator_kwargs) -> None:
-        if int(num_samples) != num_samples or num_samples <= 0:
-            raise ValueError(f'num_samples must be a positive int, got {num_samples}')
-        generator_kwargs.setdefault('render', 'window')
-        self.generator = SyntheticFlowGenerator(size=size, seed=seed, device='cpu', **generator_kwargs)
-        self.num_samples, self.size, self.seed = int(num_samples), self.generator.size, int(seed)
-        self.transforms = ToTensor() if transforms is None else transforms
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int):
-        return self.transforms(*self.read_raw(index))
-
-    def read_raw(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Sample ``index`` before transforms: uint8 (H, W, 3) x2, float32 (H, W, 2), bool (H, W)."""
-        return self.render(index)[:4]
-
-    def render(self, index: int) -> SyntheticSample:
-        """Render sample ``index`` with its layer maps and occlusion mask (for occlusion-aware checks)."""
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f'index {index} out of range for {self.num_samples} samples')
-        index %= self.num_samples
-        b = self.generator.render([index])
-
-        def img(t: Tensor) -> np.ndarray:
-            return torch.round(t[0]).clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-
-        return SyntheticSample(img(b.img1), img(b.img2), b.flow[0].permute(1, 2, 0).contiguous().numpy(),
-                               b.valid[0].numpy(), b.layers1[0].to(torch.int16).numpy(),
-                               b.layers2[0].to(torch.int16).numpy(), b.occlusion[0].numpy())
-
-    def __repr__(self) -> str:
-        return f'{type(self).__name__}(num_samples={self.num_samples}, {self.generator!r}, transforms={self.transforms!r})'
-
-
-def _ppm_bytes(img: np.ndarray) -> bytes:
-    height, width = img.shape[:2]
-    return f'P6\n{width} {height}\n255\n'.encode() + np.ascontiguousarray(img, np.uint8).tobytes()
-
-
-def export_chairs_layout(dataset, root: str | os.PathLike, num_val: int = 0, progress: bool = True) -> Path:
-    """Write a dataset to the Flying Chairs layout so :class:`~lightflow.data.FlyingChairs` can read it back.
-
-    Writes ``root/data/NNNNN_img1.ppm``, ``NNNNN_img2.ppm``, ``NNNNN_flow.flo`` (numbered from 00001) and
-    ``root/FlyingChairs_train_val.txt``, each atomically. The last ``num_val`` samples are marked val (2).
-
-    Args:
-        dataset: anything with ``__len__`` and ``read_raw(i) -> (img1, img2, flow, valid)`` (e.g. SyntheticChairs).
-        root: output folder.
-        num_val: how many samples (taken from the end) go to the val split.
-        progress: show a tqdm bar.
-
-    Returns:
-        ``root`` as a Path.
-    """
-    n = len(dataset)
-    if not 0 <= num_val <= n:
-        raise ValueError(f'num_val must be in [0, {n}], got {num_val}')
-    if not hasattr(dataset, 'read_raw'):
-        raise ValueError(f'dataset {type(dataset).__name__} has no read_raw(index) method')
-    root = Path(root)
-    data = root / 'data'
-    data.mkdir(parents=True, exist_ok=True)
-    from tqdm import tqdm
-
-    for i in tqdm(range(n), desc='export Chairs layout', disable=not progress):
-        img1, img2, flow, _ = dataset.read_raw(i)
-        stem = f'{i + 1:05d}'
-        for suffix, img in (('img1', img1), ('img2', img2)):
-            with atomic_write(data / f'{stem}_{suffix}.ppm') as f:
-                f.write(_ppm_bytes(img))
-        write_flo(data / f'{stem}_flow.flo', flow)
-    with atomic_write(root / CHAIRS_SPLIT_FILE, 'w') as f:
-        f.write(''.join('2\n' if i >= n - num_val else '1\n' for i in range(n)))
-    return root

@@ -1,0 +1,307 @@
+"""Rank motion modules where the detector uses them: zero flow, OpenCV DIS and Light Flow checkpoints, side by side.
+
+    PYTHONPATH=. python tools/benchmark_motion.py CONFIG [CHECKPOINT] [--motions zero dis_fast dis_medium own
+        lightflow_w0.5_synthetic path/to/flow.pth] [--interval 10] [--out-dir DIR] [--cfg-options data_root=DIR]
+
+For each motion, on the config's test videos (CocoVID) with a key frame every ``--interval`` frames:
+
+1. **Photometric error of the warped key** (no detector needed): the motion module computes the flow ``t -> key``
+   exactly as the detector would (un-normalised frames at the flow size), the flow is upsampled to the frame and the
+   key frame warped by it; the table gives the mean absolute error (0..255) over the whole frame and inside the
+   frame's GT boxes, by frames since the key, and the motion's median ms per call.
+2. **mAP@50** (overall / slow / medium / fast) of a trained detector (CHECKPOINT of CONFIG, or a single-frame
+   detector's: its detector weights are what is loaded) with only the motion module swapped, and the share of the gap
+   between zero flow and the interval-1 (single-frame) result that the motion recovers.
+
+Motions: ``zero``; ``dis_ultrafast`` / ``dis_fast`` / ``dis_medium`` (at the config's flow size, ``resize_to_divisor``
+off); ``own`` (the Light Flow inside CHECKPOINT); any shipped Light Flow name or checkpoint path (loaded into the
+config's ``LightFlowMotion``). Writes DIR/motion_benchmark.md and DIR/motion_benchmark.png atomically.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir, positive_int, run_main
+
+DEFAULT_MOTIONS = ('zero', 'dis_fast', 'dis_medium', 'own')
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ArgumentParser(description='Rank motion modules on a CocoVID set: warped-key error and detector mAP.')
+    parser.add_argument('config', help='video detector config with a LightFlowMotion (configs/vid/dff_*.py)')
+    parser.add_argument('checkpoint', nargs='?', help='trained detector checkpoint (omit: photometric table only)')
+    parser.add_argument('--motions', nargs='+', default=list(DEFAULT_MOTIONS),
+                        help='zero, dis_ultrafast, dis_fast, dis_medium, own (the checkpoint\'s Light Flow), shipped '
+                             'Light Flow names or checkpoint paths')
+    parser.add_argument('--interval', type=positive_int, default=10, help='key frame every this many frames')
+    parser.add_argument('--max-videos', type=positive_int, help='photometric table: at most this many videos')
+    parser.add_argument('--out-dir', help='where motion_benchmark.md / .png go (default: the work dir)')
+    parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
+                        help='override config keys; data_root=DIR re-points the datasets')
+    return parser.parse_args(argv)
+
+
+def _check_motion_tokens(tokens: list[str], checkpoint: str | None) -> None:
+    from lightflow.pretrained import list_pretrained
+
+    for token in tokens:
+        if token in ('zero', 'dis_ultrafast', 'dis_fast', 'dis_medium') or token in list_pretrained():
+            continue
+        if token == 'own':
+            if checkpoint is None:
+                raise ValueError('--motions own: needs a CHECKPOINT (its Light Flow)')
+            continue
+        if not Path(token).is_file():
+            raise FileNotFoundError(f'--motions {token}: not zero / dis_* / own, a shipped Light Flow name '
+                                    f'({", ".join(list_pretrained())}) or an existing checkpoint file')
+
+
+def build_motion(token: str, motion_cfg: dict, own=None):
+    """The motion module ``token`` names, with the flow-input settings (scale, normalisation) of ``motion_cfg``."""
+    from mmdet.registry import MODELS
+
+    import mmdet_plugin  # noqa: F401  (registers the motion modules)
+
+    frame_keys = ('flow_scale', 'img_mean', 'img_std', 'bgr_to_rgb')
+    if token == 'zero':
+        return MODELS.build(dict(type='ZeroMotion'))
+    if token.startswith('dis_'):
+        return MODELS.build(dict(type='DISMotion', preset=token[4:], **{k: motion_cfg[k] for k in frame_keys
+                                                                          if k in motion_cfg}))
+    if token == 'own':
+        return own
+    cfg = dict(motion_cfg, pretrained=token, init_cfg=None)
+    module = MODELS.build(cfg)
+    module.init_weights()
+    return module
+
+
+def motion_label(token: str, motion_cfg: dict, frame_size: tuple[int, int]) -> str:
+    """Table label: the motion and the size it computes the flow at."""
+    from mmdet_plugin.models.baseline_motion import FrameMotion
+
+    scale = motion_cfg.get('flow_scale', 0.5)
+    if token == 'zero':
+        return 'zero flow'
+    if token.startswith('dis_'):
+        h, w = FrameMotion(flow_scale=scale).flow_size(*frame_size)
+        return f'DIS {token[4:].upper()} {h}x{w}'
+    h, w = FrameMotion(flow_scale=scale, resize_to_divisor=motion_cfg.get('resize_to_divisor', False)
+                       ).flow_size(*frame_size)
+    name = 'Light Flow (checkpoint\'s own)' if token == 'own' else f'Light Flow {Path(token).name}'
+    return f'{name} {h}x{w}'
+
+
+def key_warp_errors(motion, videos: dict, boxes: dict, interval: int, mean, std, max_videos: int | None = None,
+                    max_timed: int = 20) -> tuple[dict, list]:
+    """Warp each video's key frame (every ``interval`` frames) to its non-key frames with ``motion`` and measure.
+
+    Returns:
+        ``dict(frame=MAE over whole frames, boxes=MAE over GT-box pixels, by_gap={(lo, hi): box MAE})`` (MAE in
+        0..255 intensity levels, pixel-weighted) and the first ``max_timed`` normalised (frame, key) pairs, for
+        :func:`time_motions`.
+    """
+    import torch
+
+    from lightflow.io import read_image
+    from lightflow.warp import flow_warp, resize_flow
+
+    third = max(1, math.ceil((interval - 1) / 3))
+    buckets = [(lo, min(lo + third - 1, interval - 1)) for lo in range(1, interval, third)]
+    sums: dict = {'frame': [0.0, 0], 'boxes': [0.0, 0], **{b: [0.0, 0] for b in buckets}}
+    pairs: list = []
+    for video in sorted(videos)[:max_videos]:
+        key = None
+        for image in videos[video]:
+            rgb = torch.from_numpy(read_image(image['path'])).permute(2, 0, 1)[None].float()
+            norm = (rgb - mean) / std
+            frame_id = int(image['frame_id'])
+            if key is None or frame_id % interval == 0:
+                key = (frame_id, rgb, norm)
+                continue
+            with torch.no_grad():
+                flow = motion(norm, key[2])
+                if len(pairs) < max_timed:
+                    pairs.append((norm, key[2]))
+                flow = resize_flow(flow.float(), tuple(rgb.shape[-2:]))
+                err = (flow_warp(key[1], flow, padding_mode='border') - rgb).abs().mean(1)[0]  # (H, W)
+            mask = torch.zeros_like(err, dtype=torch.bool)
+            for x, y, w, h in boxes.get(image['id'], []):
+                mask[int(y):int(math.ceil(y + h)), int(x):int(math.ceil(x + w))] = True
+            sums['frame'][0] += float(err.sum())
+            sums['frame'][1] += err.numel()
+            gap = frame_id - key[0]
+            for name in ['boxes'] + [b for b in buckets if b[0] <= gap <= b[1]]:
+                sums[name][0] += float(err[mask].sum())
+                sums[name][1] += int(mask.sum())
+
+    def mean_of(name):
+        total, count = sums[name]
+        return total / count if count else float('nan')
+
+    return dict(frame=mean_of('frame'), boxes=mean_of('boxes'), by_gap={b: mean_of(b) for b in buckets}), pairs
+
+
+def time_motions(motions: list, pairs: list, rounds: int = 5) -> list[float]:
+    """Median ms per call of each motion on the same (frame, key) pairs, the motions interleaved round by round so
+    that a busy machine slows them alike (these CPUs are shared and noisy)."""
+    import torch
+
+    times: list[list[float]] = [[] for _ in motions]
+    with torch.no_grad():
+        for _ in range(rounds):
+            for motion, spent in zip(motions, times):
+                for img, key in pairs:
+                    start = time.perf_counter()
+                    motion(img, key)
+                    spent.append(time.perf_counter() - start)
+    return [1000 * sorted(t)[len(t) // 2] if t else float('nan') for t in times]
+
+
+def _metric(metrics: dict, name: str) -> float:
+    return next((float(v) for k, v in metrics.items() if k.split('/')[-1] == name), float('nan'))
+
+
+def _fmt(v: float, fmt: str = '.1f') -> str:
+    return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
+
+
+def markdown_table(rows: list[dict], interval: int, single: float | None) -> str:
+    """One row per motion: warped-key MAE (frame, boxes, by frames since key), motion ms, mAP@50 and the recovered
+    share of the zero-flow -> single-frame gap."""
+    buckets = list(rows[0]['by_gap']) if rows else []
+    zero = next((r.get('mAP', float('nan')) for r in rows if r['token'] == 'zero'), float('nan'))
+    head = ['motion', 'whole frame', 'in GT boxes'] + [f'boxes, {lo}-{hi} after key' for lo, hi in buckets] + \
+           ['motion ms', 'mAP@50', 'slow', 'medium', 'fast', 'gap recovered']
+    lines = [f'Key frame every {interval} frames; warped-key error is the mean absolute error (0..255).'
+             + (f' Single-frame (interval 1) mAP@50: {100 * single:.1f}.' if single is not None else ''), '',
+             '| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
+    for r in rows:
+        m = r.get('mAP', float('nan'))
+        share = (m - zero) / (single - zero) if single is not None and single != zero else float('nan')
+        cells = [r['label'], _fmt(r['frame']), _fmt(r['boxes'])] + [_fmt(r['by_gap'][b]) for b in buckets] + \
+                [_fmt(r['ms'], '.2f')] + [_fmt(100 * r.get(k, float('nan'))) for k in ('mAP', 'slow', 'medium', 'fast')]
+        cells.append('-' if r['token'] == 'zero' else _fmt(share, '.2f'))
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """In-box error of the warped key by frames since the key, one line per motion."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from lightflow.io import atomic_write
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for r in rows:
+        xs = [(lo + hi) / 2 for lo, hi in r['by_gap']]
+        ax.plot(xs, list(r['by_gap'].values()), marker='o', label=r['label'])
+    ax.set_xlabel('frames since the key frame')
+    ax.set_ylabel('warped key vs frame, MAE in GT boxes (0..255)')
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_write(path) as f:
+        fig.savefig(f, format='png', dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    if args.checkpoint is not None and not Path(args.checkpoint).is_file():
+        raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
+    _check_motion_tokens(args.motions, args.checkpoint)
+    for name in ('work_dir', 'out_dir'):
+        if getattr(args, name) is not None:
+            check_output_dir(getattr(args, name), '--' + name.replace('_', '-'))
+    import torch
+
+    from lightflow.data.video_pairs import read_cocovid
+    from lightflow.engine.config import load_config
+    from lightflow.io import atomic_write
+
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    motion_cfg = cfg.model.get('motion')
+    if not motion_cfg or motion_cfg.get('type') != 'LightFlowMotion':
+        raise ValueError(f'{args.config}: model.motion must be a LightFlowMotion (the flow-input settings are read '
+                         'from it); use a propagation config such as configs/vid/dff_*.py')
+    motion_cfg = dict(motion_cfg)
+    preproc = cfg.model.data_preprocessor
+    mean = torch.tensor(preproc['mean'], dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(preproc['std'], dtype=torch.float32).view(1, 3, 1, 1)
+    data = cfg.test_dataloader.dataset
+    ann = Path(data.get('data_root', '')) / data.ann_file
+    if not ann.is_file():
+        raise FileNotFoundError(f'{ann}: the config\'s test annotation file does not exist (set data_root=...)')
+    videos, boxes = read_cocovid(ann, Path(data.get('data_root', '')) / data.get('data_prefix', {}).get('img_path', ''))
+    first = videos[sorted(videos)[0]][0]
+    frame_size = (int(first['height']), int(first['width']))
+
+    runner, model, own = None, None, None
+    if args.checkpoint is not None:
+        from mmengine.runner import Runner
+
+        from lightflow.checkpoint import _torch_load
+        from mmdet_plugin.models import unwrap_video_detector
+
+        cfg.load_from = None
+        runner = Runner.from_cfg(cfg)
+        model = unwrap_video_detector(runner.model)
+        ckpt = _torch_load(args.checkpoint, 'cpu')
+        state = {k.removeprefix('module.'): v for k, v in ckpt.get('state_dict', ckpt).items()}
+        missing = [k for k in model.detector.state_dict() if f'detector.{k}' not in state]
+        if missing:
+            raise ValueError(f'{args.checkpoint}: {len(missing)} detector weights missing (e.g. detector.{missing[0]});'
+                             f' is it a checkpoint of a detector like {args.config}?')
+        has_flow = any(k.startswith('motion.') for k in state)
+        if 'own' in args.motions and not has_flow:
+            raise ValueError(f'--motions own: {args.checkpoint} holds no Light Flow (a single-frame detector?)')
+        model.load_state_dict(state, strict=False)
+        own = model.motion if has_flow else None
+
+    rows: list[dict] = []
+    modules = []
+    single = None
+    for token in args.motions:
+        motion = build_motion(token, motion_cfg, own).eval()
+        with torch.no_grad():  # first call per shape compiles the runtime backends; no timed frame should carry it
+            x = torch.zeros(1, 3, *frame_size)
+            motion(x, x)
+        errors, pairs = key_warp_errors(motion, videos, boxes, args.interval, mean, std, args.max_videos)
+        row = dict(token=token, label=motion_label(token, motion_cfg, frame_size), **errors)
+        if runner is not None:
+            from mmdet_plugin.models import run_video_test
+
+            model.motion = motion
+            if single is None:
+                single = _metric(run_video_test(runner, 1), 'mAP')
+            metrics = run_video_test(runner, args.interval)
+            row.update({k: _metric(metrics, n) for k, n in (('mAP', 'mAP'), ('slow', 'mAP_slow'),
+                                                           ('medium', 'mAP_medium'), ('fast', 'mAP_fast'))})
+        rows.append(row)
+        modules.append(motion)
+        print(f'{row["label"]}: box MAE {row["boxes"]:.2f}' + (f', mAP@50 {100 * row["mAP"]:.1f}' if 'mAP' in row
+                                                               else ''), file=sys.stderr)
+    for row, ms in zip(rows, time_motions(modules, pairs)):
+        row['ms'] = ms
+
+    table = markdown_table(rows, args.interval, single)
+    print(table)
+    out_dir = Path(args.out_dir or cfg.work_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out_dir / 'motion_benchmark.md', 'w') as f:
+        f.write(f'# Motion benchmark: {Path(args.config).name}\n\n{table}')
+    plot(rows, out_dir / 'motion_benchmark.png')
+    return rows
+
+
+if __name__ == '__main__':
+    sys.exit(run_main(main))
