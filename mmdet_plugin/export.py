@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from lightflow.export import OPSET, FlowGraph, module_onnx_bytes
+from lightflow.inference import OPSET, FlowGraph, module_onnx_bytes
 from lightflow.warp import flow_warp, resize_flow
 
 from .models.flow_video_detector import FlowVideoDetector
@@ -82,7 +82,7 @@ def onnx_nonkey_bytes(detector: FlowVideoDetector, height: int, width: int, opse
 
     Inputs are named ``key_feat0 .. key_featL-1``, ``key_img``, ``img``; outputs ``cls_score0..``, ``bbox_pred0..``
     (and ``centerness0..`` for FCOS; ``outK_0..`` for any further group a head returns). Exported by
-    :func:`lightflow.export.module_onnx_bytes`, the flow graph's exporter (weights sha256 in the metadata; NaN/inf
+    :func:`lightflow.inference.module_onnx_bytes`, the flow graph's exporter (weights sha256 in the metadata; NaN/inf
     weights and ``opset < 17`` refused).
     """
     for name, v in (('height', height), ('width', width)):

@@ -79,3 +79,22 @@ def test_export_flow_tool(tmp_path, capsys):
             assert float(line.split('=')[1].split()[0]) < 1e-3
     with pytest.raises(ValueError, match='--out .*: is a folder'):
         export_flow.main(['lightflow_w0.5_synthetic', '--out', str(tmp_path)])
+
+
+def test_one_exporter_for_any_module():
+    """module_onnx_bytes (the flow graph's and the non-key step's exporter): weights sha256 stored, bad input
+    refused."""
+    from lightflow.export import initializers_sha256, module_onnx_bytes
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 2, 3, padding=1).eval()
+    example = (torch.rand(1, 3, 8, 8),)
+    proto = onnx.load_from_string(module_onnx_bytes(conv, example, ['x'], ['y'], metadata={'k': 'v'}, check=True))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta == {'k': 'v', 'lightflow.weights_sha256': initializers_sha256(proto)}
+    assert [i.name for i in proto.graph.input] == ['x'] and [o.name for o in proto.graph.output] == ['y']
+    with pytest.raises(ValueError, match='opset must be >= 17, got 16'):
+        module_onnx_bytes(conv, example, ['x'], ['y'], opset=16)
+    with torch.no_grad():
+        conv.bias[1] = float('inf')
+    with pytest.raises(ValueError, match=r'the conv has 1 NaN/inf values in bias'):
+        module_onnx_bytes(conv, example, ['x'], ['y'], what='the conv')

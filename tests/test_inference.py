@@ -193,3 +193,111 @@ def test_runtime_refuses_non_cpu_fp32_model() -> None:
     with torch.inference_mode():
         flow = estimate_flow(model, torch.zeros(3, 64, 64), torch.zeros(3, 64, 64))
     assert flow.dtype == torch.float64 and flow_estimator(model).selected[(1, 3, 64, 64)] == 'torch'
+
+
+# ---------------------------------------------------------------- one frames -> pixel-flow path (issue 15, item 1)
+OFFSET = 1000.0  # px added by the spy below: a route whose flow shows it ran FlowGraph.pixel_flow
+
+
+def _offset_pixel_flow(monkeypatch) -> list[bool]:
+    """Make every FlowGraph.pixel_flow call record its ``upsample`` and add OFFSET px to the flow it returns."""
+    calls, real = [], FlowGraph.pixel_flow
+
+    def spy(net, img1, img2, upsample=True):
+        calls.append(upsample)
+        return real(net, img1, img2, upsample) + OFFSET
+    monkeypatch.setattr(FlowGraph, 'pixel_flow', staticmethod(spy))
+    return calls
+
+
+def test_every_flow_route_runs_the_one_pixel_flow_path(monkeypatch) -> None:
+    from lightflow.engine.model import LightFlowModel
+    torch.manual_seed(0)
+    model = LightFlowModel(width_mult=0.25, backend='torch').eval()
+    net = model.flownet
+    img1, img2 = _pair(1, 64, 96)
+
+    def routes() -> list[torch.Tensor]:
+        with torch.enable_grad():  # the plain differentiable network
+            plain = estimate_flow(net, img1, img2).detach()
+        with torch.no_grad():  # FlowEstimator's BN-folded graph, and LightFlowModel in predict mode
+            folded = estimate_flow(net, img1, img2, backend='torch')
+            predicted = model.predict(torch.stack([img1, img2], dim=1))[0]['pred_flow'][None]
+        return [plain, folded, predicted]
+    before = routes()
+    calls = _offset_pixel_flow(monkeypatch)
+    after = routes()
+    assert calls == [True, True, True]
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b + OFFSET, atol=1e-3, rtol=0)
+
+
+def test_flow_graph_runs_the_networks_own_decoder(monkeypatch) -> None:
+    """FlowGraph (folded or not) decodes with ``LightFlow.forward_features``, not a copy of its loop."""
+    torch.manual_seed(0)
+    model = _randomize_bn(lightflow_w0_5()).eval()
+    img1, img2 = _pair(1, 64, 64)
+    with torch.no_grad():
+        before = [FlowGraph(model)(img1, img2), FlowGraph(model, fold=False)(img1, img2)]
+    calls, real = [], lightflow.LightFlow.forward_features
+
+    def spy(self, x):
+        calls.append(tuple(x.shape))
+        return real(self, x) + 0.05  # 0.05 * div_flow = 1 px everywhere
+    monkeypatch.setattr(lightflow.LightFlow, 'forward_features', spy)
+    with torch.no_grad():
+        after = [FlowGraph(model)(img1, img2), FlowGraph(model, fold=False)(img1, img2)]
+    assert calls == [(1, 6, 64, 64)] * 2
+    for b, a in zip(before, after):
+        torch.testing.assert_close(a, b + 1.0, atol=1e-4, rtol=0)
+
+
+def test_pixel_flow_without_upsampling_needs_a_multiple_of_64() -> None:
+    net = lightflow_w0_5().eval()
+    with pytest.raises(ValueError, match='without upsampling needs H and W divisible by 64, got 64x96'):
+        FlowGraph.pixel_flow(net, *_pair(1, 64, 96), upsample=False)
+
+
+# ---------------------------------------------------------------- backend names: one registry, one check
+def test_a_registered_backend_is_accepted_everywhere(monkeypatch) -> None:
+    """A backend registered after import is accepted by estimate_flow and LightFlowModel (no frozen name tuple)."""
+    import lightflow.runtime as runtime
+    from lightflow.engine.model import LightFlowModel
+    monkeypatch.setitem(runtime._REGISTRY, 'eager_copy', runtime.Backend('eager_copy'))  # the eager graph again
+    model = LightFlowModel(width_mult=0.25, backend='eager_copy').eval()
+    img1, img2 = _pair(1, 64, 64)
+    with torch.no_grad():
+        flow = model.predict(torch.stack([img1, img2], dim=1))[0]['pred_flow']
+    assert flow_estimator(model.flownet, 'eager_copy').selected == {(1, 3, 64, 64): 'eager_copy'}
+    torch.testing.assert_close(flow[None], _plain_flow(model.flownet, img1, img2), atol=1e-3, rtol=0)
+
+
+def test_lightflow_model_backend_and_its_earlier_name() -> None:
+    from lightflow.engine.model import LightFlowModel
+    assert LightFlowModel(width_mult=0.25).backend == 'torch'
+    model = LightFlowModel(width_mult=0.25, backend='auto')
+    assert model.backend == model.inference_backend == 'auto'
+    old = LightFlowModel(width_mult=0.25, inference_backend='auto')
+    assert old.backend == 'auto'
+    old.inference_backend = 'torch'
+    assert old.backend == 'torch'
+    with pytest.raises(ValueError, match="give backend or inference_backend .*not both: got 'torch' and 'auto'"):
+        LightFlowModel(width_mult=0.25, backend='torch', inference_backend='auto')
+    with pytest.raises(ValueError, match="backend must be one of .* got 'trt'"):
+        LightFlowModel(width_mult=0.25, backend='trt')
+    with pytest.raises(ValueError, match="inference_backend must be one of .* got 'trt'"):
+        old.inference_backend = 'trt'
+
+
+def test_earlier_module_names_are_the_same_modules() -> None:
+    """lightflow.runtime / lightflow.export are the package's modules under their earlier names (not copies: private
+    names and monkeypatches reach the code that runs)."""
+    import lightflow.export
+    import lightflow.inference.backends
+    import lightflow.inference.onnx
+    import lightflow.runtime
+    assert lightflow.runtime is lightflow.inference.backends and lightflow.export is lightflow.inference.onnx
+    from lightflow.export import FlowGraph as graph_from_export  # the names users import from them
+    from lightflow.inference import pad_to_multiple  # noqa: F401
+    from lightflow.runtime import BACKENDS, FlowEstimator, check_backend  # noqa: F401
+    assert graph_from_export is FlowGraph and 'onnxruntime' in BACKENDS

@@ -2,13 +2,15 @@
 
 Usage:
     PYTHONPATH=. python tools/demo_video.py CONFIG CHECKPOINT VIDEO --out OUT.mp4 [--score-thr 0.3] [--device cpu]
-                               [--key-frame-interval N] [--fps F] [--max-frames N]
+                               [--key-frame-interval N] [--fps F] [--max-frames N] [--show-flow]
 
 VIDEO is a video file (any format imageio-ffmpeg reads) or a folder of frames (sorted by name). Frames are streamed:
 memory stays constant whatever the length. Works for video detectors whose test pipeline ends in
 ``PackTrackInputs`` (each frame carries ``video_id`` / ``frame_id`` metainfo, the model keeps its own key-frame
 cache) and for plain single-image mmdet detectors (``PackDetInputs``). OUT.mp4 is written to a temp file and
-renamed at the end.
+renamed at the end. ``--show-flow`` (propagation detectors) puts two panels beside each frame: the colour flow from
+the frame to its key frame by the detector's own motion module (Light Flow) and by OpenCV DIS MEDIUM at the same
+flow scale, one colour scale for both (the flow is the part of the detector a person can check by eye).
 """
 from __future__ import annotations
 
@@ -115,9 +117,45 @@ class BoxPainter:
         return img
 
 
+class FlowPanels:
+    """The colour flow panels of ``--show-flow``: frame -> key by the detector's motion and by DIS MEDIUM."""
+
+    def __init__(self, model) -> None:
+        from mmdet_plugin.models import DISMotion
+
+        motion = model.motion
+        self.model, self.key = model, None
+        self.dis = DISMotion('medium', flow_scale=motion.flow_scale, img_mean=motion.img_mean.flatten().tolist(),
+                             img_std=motion.img_std.flatten().tolist(), bgr_to_rgb=motion.bgr_to_rgb)
+
+    def __call__(self, data: dict, size: tuple[int, int]) -> np.ndarray:
+        """(H, 2W, 3) uint8: the two panels for the frame just predicted (white on a key frame)."""
+        import cv2
+        import torch
+
+        from lightflow.viz import flow_to_color
+        from lightflow.warp import resize_flow
+
+        img = self.model.data_preprocessor(data, False)['inputs'][:, 0]
+        h, w = size
+        if self.model.frame_records[-1].is_key or self.key is None or self.key.shape != img.shape:
+            self.key = img
+            flows = [torch.zeros(1, 2, h, w)] * 2
+        else:
+            with torch.no_grad():
+                flows = [resize_flow(m(img, self.key).float().cpu(), (h, w)) for m in (self.model.motion, self.dis)]
+        top = max(1.0, max(float(f.norm(dim=1).flatten().quantile(0.99)) for f in flows))
+        panels = []
+        for flow, name in zip(flows, (f'{type(self.model.motion).__name__}', 'DIS MEDIUM')):
+            panel = np.ascontiguousarray(flow_to_color(flow[0], max_flow=top))
+            cv2.putText(panel, f'{name} (to key)', (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
+            panels.append(panel)
+        return np.concatenate(panels, axis=1)
+
+
 def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: float = 0.3, device: str = 'cpu',
              key_frame_interval: int | None = None, fps: float | None = None,
-             max_frames: int | None = None) -> dict:
+             max_frames: int | None = None, show_flow: bool = False) -> dict:
     """Detect on every frame of ``video`` and write ``out`` (mp4). Returns ``{'frames', 'model_fps', 'fps'}``."""
     import imageio
     import torch
@@ -136,11 +174,19 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
         model.key_frame_interval = key_frame_interval
     pipeline, is_video_model = _build_pipeline(model.cfg)
     painter = BoxPainter(tuple(model.dataset_meta.get('classes', ())), score_thr)
+    panels = None
+    if show_flow:
+        if not is_video_model or getattr(model, 'motion', None) is None:
+            raise ValueError(f'--show-flow: {config} has no motion module (use a propagation config, configs/vid/dff_*)')
+        panels = FlowPanels(model)
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f'.{out.stem}.{os.getpid()}.tmp{out.suffix}')
     height, width = first.shape[:2]
+    out_width = width * 3 if panels is not None else width
+    shrink = min(1.0, 1920 / out_width)  # three 1080p panels side by side would be 5760 px wide
+    out_size = (max(2, round(out_width * shrink)), max(2, round(height * shrink)))
     # yuv420p needs even sizes: pad odd ones by a pixel.
     pad = ((0, height % 2), (0, width % 2), (0, 0))
     # x264's ultrafast preset: ~10x faster than the default at 1080p for a similar error; a demo is not an archive.
@@ -174,7 +220,15 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
                 pred = result.pred_instances
                 drawn = painter(frame, pred.bboxes.cpu().numpy(), pred.scores.cpu().numpy(),
                                 pred.labels.cpu().numpy())
-                writer.append_data(np.pad(drawn, pad, mode='edge'))
+                if panels is not None:
+                    import cv2
+
+                    drawn = np.concatenate([drawn, panels(pseudo_collate([data]), (height, width))], axis=1)
+                    drawn = cv2.resize(drawn, out_size, interpolation=cv2.INTER_AREA) if shrink < 1 else drawn
+                    drawn = np.pad(drawn, ((0, drawn.shape[0] % 2), (0, drawn.shape[1] % 2), (0, 0)), mode='edge')
+                    writer.append_data(drawn)
+                else:
+                    writer.append_data(np.pad(drawn, pad, mode='edge'))
                 count += 1
                 bar.update(1)
         writer.close()
@@ -254,6 +308,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="override the video detector's key-frame interval")
     parser.add_argument('--fps', type=positive_float, default=None, help='output fps (default: the input\'s, or 25)')
     parser.add_argument('--max-frames', type=int, default=None)
+    parser.add_argument('--show-flow', action='store_true',
+                        help='add the colour flow to the key frame: the detector\'s motion module and DIS MEDIUM')
     return parser.parse_args(argv)
 
 
@@ -277,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not Path(path).is_file():
             raise FileNotFoundError(f'{path}: no such {what}')
     return run_demo(args.config, args.checkpoint, args.video, args.out, args.score_thr, args.device,
-                    args.key_frame_interval, args.fps, args.max_frames)
+                    args.key_frame_interval, args.fps, args.max_frames, args.show_flow)
 
 
 if __name__ == '__main__':

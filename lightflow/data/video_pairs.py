@@ -145,7 +145,7 @@ def consistent_teacher_flow(img1: np.ndarray, img2: np.ndarray, preset: str = 'm
 class VideoPairs(torch.utils.data.Dataset):
     """Teacher-labelled frame pairs of a video set at the detector's flow size, for :func:`tools/adapt_flow.py`.
 
-    Pair ``i`` is fixed by ``(seed, i)``: per video ``pairs_per_video`` pairs ``(t, t -/+ g)``, ``g`` uniform in
+    Pair ``i`` is fixed by ``(seed, i)``: per video ``pairs_per_video`` distinct pairs ``(t, t -/+ g)``, ``g`` in
     ``1..max_gap``, the backward direction (``t -> t - g``, what the detector asks for) with probability
     ``1 - reverse_prob``. The teacher runs once per pair at the frames' full resolution and is cached in
     ``cache_dir`` (npz, written atomically) at the flow size, so later epochs and runs read it.
@@ -189,11 +189,13 @@ class VideoPairs(torch.utils.data.Dataset):
             if not candidates:
                 continue
             rng = np.random.default_rng([int(seed), v])
-            backward = [c for c in candidates if c[1] < c[0]]
-            forward = [c for c in candidates if c[1] > c[0]]
-            for _ in range(min(int(pairs_per_video), len(candidates))):
+            # Drawn without replacement, each pool in a random order.
+            backward = [candidates[i] for i in rng.permutation(len(candidates)) if candidates[i][1] < candidates[i][0]]
+            forward = [candidates[i] for i in rng.permutation(len(candidates)) if candidates[i][1] > candidates[i][0]]
+            available = len(backward) * (reverse_prob < 1) + len(forward) * (reverse_prob > 0)
+            for _ in range(min(int(pairs_per_video), available)):
                 pool = forward if (rng.random() < reverse_prob and forward) or not backward else backward
-                t, s = pool[int(rng.integers(len(pool)))]
+                t, s = pool.pop()
                 self.pairs.append((name, t, s))
         if not self.pairs:
             raise ValueError(f'adaptation sources {[str(s) for s in sources]}: no usable frame pairs '

@@ -11,8 +11,7 @@ from torch import Tensor
 
 from ..checkpoint import (_torch_load, checkpoint_width, lightflow_state_dict, load_lightflow_checkpoint,  # noqa: F401
                           load_lightflow_weights)
-from ..inference import estimate_flow, pad_to_multiple
-from ..runtime import check_backend
+from ..inference import check_backend, estimate_flow, pad_to_multiple
 from ..losses import downsample_flow_target, flow_l1_loss  # noqa: F401  (re-exported)
 from ..models.lightflow import LightFlowConfig, build_lightflow
 from ..pretrained import resolve_weights
@@ -58,14 +57,15 @@ class LightFlowModel(BaseModel):
             data: ``SyntheticFlowPreprocessor``).
         channels_last: run the network in channels-last memory format (faster convolutions on GPUs, with AMP).
         backend: backend of ``estimate_flow`` in predict mode: ``'torch'`` (default), ``'auto'`` or another
-            registered one (:func:`lightflow.runtime.backend_names`; see :class:`lightflow.FlowEstimator`); the same
+            registered one (:func:`lightflow.inference.backend_names`; see :class:`lightflow.FlowEstimator`); the same
             argument as ``LightFlowMotion(backend=...)``.
         init_cfg: mmengine init config.
         inference_backend: the earlier name of ``backend``, still accepted (also as an attribute).
         **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
     """
 
-    def __init__(self, width_mult: float = 1.0, div_flow: float = 20.0, pretrained: str | None = None,
+    def __init__(self, width_mult: float = LightFlowConfig.width_mult, div_flow: float = LightFlowConfig.div_flow,
+                 pretrained: str | None = None,
                  data_preprocessor: dict | BaseDataPreprocessor | None = None, channels_last: bool = False,
                  backend: str | None = None, init_cfg: dict | None = None, inference_backend: str | None = None,
                  **lightflow_cfg) -> None:
@@ -164,7 +164,7 @@ class LightFlowModel(BaseModel):
 
     def predict(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None) -> list[dict]:
         """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (the one frames -> pixel-flow path,
-        :meth:`lightflow.export.FlowGraph.pixel_flow`, through ``backend``)."""
+        :meth:`lightflow.inference.FlowGraph.pixel_flow`, through ``backend``)."""
         if isinstance(inputs, Tensor):
             flows = list(estimate_flow(self.flownet, inputs[:, 0], inputs[:, 1], backend=self.backend))
         else:  # pairs of different sizes: one at a time

@@ -10,10 +10,8 @@ from torch import Tensor, nn
 
 from lightflow import LightFlow
 from lightflow.checkpoint import load_lightflow_weights
-from lightflow.export import FlowGraph
-from lightflow.inference import flow_estimator
+from lightflow.inference import FlowGraph, check_backend, flow_estimator
 from lightflow.pretrained import resolve_weights
-from lightflow.runtime import check_backend
 
 from .baseline_motion import FrameMotion
 
@@ -27,7 +25,7 @@ class LightFlowMotion(FrameMotion):
     The inputs are the detector's inputs (after its data preprocessor). They are mapped back to RGB 0..255
     (``x * std + mean``, then BGR -> RGB unless ``bgr_to_rgb``), resized by ``flow_scale`` (the paper runs the flow at
     half the detector resolution), as every :class:`FrameMotion` does, then padded to /64 and passed to Light Flow
-    (:meth:`lightflow.export.FlowGraph.pixel_flow`, the one frames -> flow path). In eval mode without gradients the
+    (:meth:`lightflow.inference.FlowGraph.pixel_flow`, the one frames -> flow path). In eval mode without gradients the
     flow runs through the inference ``backend`` (ONNX Runtime / OpenVINO / BN-folded torch,
     :class:`lightflow.FlowEstimator`).
     The flow is returned at the resolution it was computed at, in pixels of its own grid: the network's 1/4 output
@@ -55,7 +53,7 @@ class LightFlowMotion(FrameMotion):
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
         backend: inference backend in eval mode: ``'auto'`` or a registered one (``'torch'``, ``'onnxruntime'``,
-            ``'openvino'``; :func:`lightflow.runtime.backend_names`). ``LightFlowModel`` takes the same ``backend``.
+            ``'openvino'``; :func:`lightflow.inference.backend_names`). ``LightFlowModel`` takes the same ``backend``.
         init_cfg: mmengine init config; a ``Pretrained`` entry is read with
             :func:`lightflow.checkpoint.load_lightflow_weights`.
     """

@@ -175,3 +175,35 @@ def test_checkpoint_of_another_model_is_refused(detector, tmp_path):
                         rf'backbone\.conv1\.conv\.weight\); is it a checkpoint of {re.escape(str(config))}\?',
                         lines[0]), lines[0]
     assert not out.exists()
+
+
+def test_demo_show_flow_adds_motion_and_dis_panels(detector, tmp_path):
+    """--show-flow: [frame | detector's flow to the key | DIS MEDIUM flow to the key]; white (no motion) on key frames,
+    colour where the synthetic camera pans on the others."""
+    config = REPO / 'configs' / 'vid' / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
+    from mmengine.registry import init_default_scope
+
+    from mmdet.registry import MODELS
+    from mmdet_plugin.synthetic_vid import generate_synthetic_vid
+
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(str(config))
+    model = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'dff.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(dataset_meta=dict(classes=cfg.classes))), checkpoint)
+    generate_synthetic_vid(tmp_path / 'synth', num_train_videos=1, num_val_videos=1, num_frames=4, seed=5)
+    out = tmp_path / 'flow.mp4'
+    stats = demo.main([str(config), str(checkpoint), str(tmp_path / 'synth' / 'Data' / 'val' / 'val_0000'),
+                       '--out', str(out), '--key-frame-interval', '3', '--show-flow'])
+    written = [f.astype(np.float64) for f in iio.imiter(out)]
+    assert stats['frames'] == 4 and written[0].shape == (224, 864, 3)
+    assert written[0][:, 288:].mean() > 245 and written[3][:, 288:].mean() > 245  # key frames 0 and 3
+    dis = written[2][40:, 576:]  # below the label: frame 2 -> key 0, two frames of camera pan
+    assert dis.mean() < 240 and dis.std() > 3
+    with pytest.raises(ValueError, match='--show-flow: .* has no motion module'):
+        single = REPO / 'configs' / 'vid' / 'retinanet_mobilenetv2_1xb2-6e_synthvid.py'
+        sc = Config.fromfile(str(single))
+        torch.save(dict(state_dict=MODELS.build(sc.model).state_dict(),
+                        meta=dict(dataset_meta=dict(classes=sc.classes))), tmp_path / 'single.pth')
+        demo.main([str(single), str(tmp_path / 'single.pth'), str(tmp_path / 'synth' / 'Data' / 'val' / 'val_0000'),
+                   '--out', str(tmp_path / 'x.mp4'), '--show-flow'])

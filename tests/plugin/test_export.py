@@ -82,3 +82,40 @@ def test_nonkey_export_rejects_bad_input(detector, tmp_path):
     single = MODELS.build(Config.fromfile(str(CONFIG.with_name('retinanet_mobilenetv2_1xb2-6e_synthvid.py'))).model)
     with pytest.raises(ValueError, match='needs a detector with a motion module'):
         NonKeyStep(single)
+
+
+def test_nonkey_flow_comes_from_the_one_pixel_flow_path(detector, monkeypatch):
+    """NonKeyStep's flow is FlowGraph.pixel_flow's: a zero flow there gives the head's outputs of the unwarped
+    key features."""
+    from lightflow.export import FlowGraph
+    key, img = _frames(64, 96)
+    inputs = nonkey_inputs(detector, key, img)
+    calls = []
+    monkeypatch.setattr(FlowGraph, 'pixel_flow', staticmethod(
+        lambda net, a, b, upsample=True: calls.append(upsample) or a.new_zeros(a.shape[0], 2, *a.shape[-2:])))
+    with torch.no_grad():
+        out = NonKeyStep(detector).eval()(*inputs)
+        cls, box = detector.detector.bbox_head(tuple(inputs[:-2]))
+    assert calls == [not detector.motion.flow_inputs(img, key)[2]]  # upsampled unless on the native 1/4 grid
+    for a, b in zip(out, (*cls, *box)):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_nonkey_export_goes_through_the_flow_exporter(detector):
+    """The same exporter as the flow graph: weights sha256 in the metadata, opset < 17 and NaN weights refused."""
+    import copy
+
+    import onnx
+
+    from lightflow.export import initializers_sha256
+    from mmdet_plugin.export import onnx_nonkey_bytes
+    proto = onnx.load_from_string(onnx_nonkey_bytes(detector, 64, 96))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta['lightflow.weights_sha256'] == initializers_sha256(proto)
+    with pytest.raises(ValueError, match='opset must be >= 17, got 16'):
+        onnx_nonkey_bytes(detector, 64, 96, opset=16)
+    broken = copy.deepcopy(detector)
+    with torch.no_grad():
+        broken.detector.bbox_head.retina_cls.bias[0] = float('nan')
+    with pytest.raises(ValueError, match=r'the detector has 1 NaN/inf values in head\.retina_cls\.bias'):
+        onnx_nonkey_bytes(broken, 64, 96)

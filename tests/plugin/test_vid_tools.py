@@ -125,3 +125,22 @@ def test_tools_fail_with_one_line_error(tool, args, message):
     lines = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert 'Traceback' not in proc.stderr
+
+
+def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, synth_root, tmp_path, capsys):
+    """(A) a single-frame checkpoint in the propagation config, (B) the propagation checkpoint with its own flow."""
+    tool = _load_tool('benchmark_motion')
+    _, single_ckpt, _ = next(v for k, v in trained.items() if k.startswith('retinanet'))
+    config, dff_ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
+    common = ['--interval', '3', '--work-dir', str(work_dir), '--cfg-options', f'data_root={synth_root}/']
+    rows = tool.main([str(config), str(dff_ckpt), '--motions', 'zero', 'own', 'dis_fast', '--out-dir',
+                      str(tmp_path / 'B'), *common])
+    assert [r['token'] for r in rows] == ['zero', 'own', 'dis_fast']
+    for r in rows:
+        assert 0.0 <= r['mAP'] <= 1.0 and r['boxes'] > 0 and r['ms'] > 0
+    table = (tmp_path / 'B' / 'motion_benchmark.md').read_text()
+    assert "Light Flow (checkpoint's own)" in table and 'Single-frame (interval 1) mAP@50' in table
+    with pytest.raises(ValueError, match='--motions own: .* holds no Light Flow'):
+        tool.main([str(config), str(single_ckpt), '--motions', 'own', *common])
+    rows = tool.main([str(config), str(single_ckpt), '--motions', 'zero', '--out-dir', str(tmp_path / 'A'), *common])
+    assert 0.0 <= rows[0]['mAP'] <= 1.0

@@ -1,10 +1,11 @@
 """Inference entry point: ``estimate_flow`` for any image size.
 
-In eval mode with gradients disabled it runs a :class:`lightflow.runtime.FlowEstimator`, cached per model and backend:
-the BN-folded :class:`lightflow.export.FlowGraph` compiled once per input shape by the fastest runtime available (ONNX
-Runtime / OpenVINO on CPU when installed, eager PyTorch otherwise); otherwise the plain differentiable network through
-the same code (:meth:`lightflow.export.FlowGraph.pixel_flow`). The earlier hand-written oneDNN path (private
-``torch.ops.mkldnn`` calls) is gone: ONNX Runtime ran the same network ~2x faster on the same machine (README, "Speed").
+In eval mode with gradients disabled it runs a :class:`lightflow.inference.FlowEstimator`, cached per model and
+backend: the BN-folded :class:`lightflow.inference.FlowGraph` compiled once per input shape by the fastest runtime
+available (ONNX Runtime / OpenVINO on CPU when installed, eager PyTorch otherwise); otherwise the plain differentiable
+network through the same code (:meth:`lightflow.inference.FlowGraph.pixel_flow`). The earlier hand-written oneDNN
+path (private ``torch.ops.mkldnn`` calls) is gone: ONNX Runtime ran the same network ~2x faster on the same machine
+(README, "Speed").
 """
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .export import FlowGraph, pad_to_multiple
-from .io import to_uint8
-from .models.lightflow import LightFlow
-from .runtime import FlowEstimator, check_backend, check_frames
+from ..io import to_uint8
+from ..models.lightflow import LightFlow
+from .backends import FlowEstimator, check_backend, check_frames
+from .graph import FlowGraph
 
-__all__ = ['estimate_flow', 'flow_estimator', 'pad_to_multiple', 'to_image_batch']
+__all__ = ['estimate_flow', 'flow_estimator', 'to_image_batch']
 
 # model -> {backend: FlowEstimator}; weak keys, so the cache neither keeps models alive nor travels with
 # copy.deepcopy / pickling / state_dict of the model.
@@ -85,14 +86,14 @@ def estimate_flow(model: LightFlow, img1: Tensor | np.ndarray, img2: Tensor | np
     """Estimate the optical flow from ``img1`` to ``img2`` in pixels at the input size.
 
     In eval mode with gradients disabled (e.g. under ``torch.inference_mode()``) it runs the BN-folded graph through
-    ``backend`` (see :class:`lightflow.runtime.FlowEstimator`); otherwise the plain differentiable network.
+    ``backend`` (see :class:`lightflow.inference.FlowEstimator`); otherwise the plain differentiable network.
 
     Args:
         model: a :class:`LightFlow`.
         img1: (N, 3, H, W) or (3, H, W) RGB tensor with values in 0..255, or an (H, W, 3) array; uint8, uint16
             (scaled to 0..255 like :func:`lightflow.io.read_image`) or float in 0..255; any H, W.
         img2: second frame, same shape as ``img1``.
-        backend: ``'auto'`` (fastest available) or a registered backend (:func:`lightflow.runtime.backend_names`).
+        backend: ``'auto'`` (fastest available) or a registered backend (:func:`lightflow.inference.backend_names`).
 
     Returns:
         (N, 2, H, W) float flow (u, v) in pixels, on the model's device.
