@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['flow_l1_loss', 'downsample_flow_target', 'census_transform', 'census_loss', 'edge_aware_smoothness']
+__all__ = ['flow_l1_loss', 'downsample_flow_target', 'census_transform', 'census_loss', 'edge_aware_smoothness',
+           'relative_motion_mask']
 
 
 def downsample_flow_target(flow: Tensor, valid: Tensor, factor: int) -> tuple[Tensor, Tensor]:
@@ -32,7 +33,7 @@ def downsample_flow_target(flow: Tensor, valid: Tensor, factor: int) -> tuple[Te
     return target, frac[:, 0] > 0
 
 
-def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float) -> Tensor:
+def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float, motion_gain: float = 0.0) -> Tensor:
     """Light Flow training loss: L1 between the averaged 1/4-res prediction and the area-downsampled GT / div_flow.
 
     Exact reduction: per 1/4-res cell the L1 of the 2-vector, ``|du| + |dv|``, is taken in units of px / div_flow,
@@ -44,6 +45,8 @@ def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float) -> 
         flow: (N, 2, H, W) GT flow in pixels, H = f * h, W = f * w.
         valid: (N, H, W) bool mask.
         div_flow: the target scale (20 for FlowNet / Light Flow).
+        motion_gain: cells whose target moves more than 1 px against the sample's median motion (objects against
+            the camera's motion, :func:`relative_motion_mask`) weigh ``1 + motion_gain``; 0 is the plain loss.
 
     Returns:
         scalar loss.
@@ -57,7 +60,25 @@ def flow_l1_loss(pred: Tensor, flow: Tensor, valid: Tensor, div_flow: float) -> 
                          f'{tuple(pred.shape[-2:])}')
     target, cells = downsample_flow_target(flow, valid, factor)
     l1 = (pred - target / div_flow).abs().sum(dim=1)  # (N, h, w)
-    return (l1 * cells).sum() / cells.sum().clamp_min(1)
+    weight = cells.to(l1.dtype)
+    if motion_gain:
+        weight = weight * (1 + motion_gain * relative_motion_mask(target, cells))
+    return (l1 * weight).sum() / weight.sum().clamp_min(1)
+
+
+def relative_motion_mask(flow: Tensor, valid: Tensor, threshold: float = 1.0) -> Tensor:
+    """Where ``flow`` moves against the scene: ``|flow - per-sample median over valid cells| > threshold`` px.
+
+    Args:
+        flow: (N, 2, h, w) flow in pixels.
+        valid: (N, h, w) bool cells that count for the median.
+
+    Returns:
+        (N, h, w) float mask (1 where an object moves relative to the camera's motion).
+    """
+    masked = torch.where(valid.unsqueeze(1), flow, torch.full_like(flow, float('nan')))
+    median = masked.flatten(2).nanmedian(dim=2).values.nan_to_num(0.0)[..., None, None]  # (N, 2, 1, 1)
+    return ((flow - median).norm(dim=1) > threshold).to(flow.dtype)
 
 
 def census_transform(img: Tensor, patch_size: int = 7) -> Tensor:

@@ -23,3 +23,19 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f'real samples not found at {SHARED_DATA}')
     return SHARED_DATA
+
+
+@pytest.fixture(scope='session')
+def load_tool():
+    """``load_tool('adapt_flow')``: a module of ``tools/`` (they are scripts, not a package), imported once by path."""
+    import importlib.util
+
+    cache = {}
+
+    def load(name: str):
+        if name not in cache:
+            spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
+            cache[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(cache[name])
+        return cache[name]
+    return load

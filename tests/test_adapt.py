@@ -2,7 +2,6 @@
 iterations of tools/adapt_flow.py lowering the teacher loss."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -14,7 +13,6 @@ from lightflow.data.video_pairs import VideoPairs, consistent_teacher_flow, list
 from lightflow.losses import census_loss, census_transform, edge_aware_smoothness
 from lightflow.warp import flow_warp
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _photo(height: int = 128, width: int = 160, offset: int = 0) -> np.ndarray:
@@ -117,20 +115,13 @@ def test_census_loss_matches_the_signatures_and_prefers_the_true_flow():
     assert float(edge_aware_smoothness(true, img1)) == 0.0
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_adapt_flow_lowers_the_teacher_loss_and_refuses_bad_sources(tmp_path):
+def test_adapt_flow_lowers_the_teacher_loss_and_refuses_bad_sources(tmp_path, load_tool):
     from lightflow.engine import LightFlowAdaptModel, PackedFlowDataset  # noqa: F401  (registers the types)
     from lightflow.engine.adapt import VideoPairsDataset
 
     train, val = _pan_video(tmp_path / 'train', frames=4, step=4, size=(64, 64)), \
         _pan_video(tmp_path / 'val', frames=3, step=4, size=(64, 64))
-    tool = _load_tool('adapt_flow')
+    tool = load_tool('adapt_flow')
     with pytest.raises(FileNotFoundError, match='nowhere: no such video source'):
         tool.main([str(tmp_path / 'nowhere'), '--work-dir', str(tmp_path / 'bad')])
 

@@ -75,14 +75,19 @@ class LightFlowAdaptModel(LightFlowModel):
     Args:
         photometric_weight: weight of the census term.
         smooth_weight: weight of the smoothness term.
+        motion_gain: teacher cells that move against the camera (objects) weigh ``1 + motion_gain`` in the L1 term
+            (:func:`lightflow.losses.flow_l1_loss`): they are few, and they are where the detector needs the flow.
         photometric_scale: the photometric terms compare the frames area-downsampled by this factor (and the flow
             resized to match): the network predicts on a 1/4 grid, so half size loses little and costs a quarter.
         **kwargs: :class:`LightFlowModel` arguments.
     """
 
     def __init__(self, photometric_weight: float = 0.0, smooth_weight: float = 0.0, photometric_scale: float = 0.5,
-                 **kwargs) -> None:
+                 motion_gain: float = 0.0, **kwargs) -> None:
         super().__init__(**kwargs)
+        if motion_gain < 0:
+            raise ValueError(f'motion_gain must be >= 0, got {motion_gain}')
+        self.motion_gain = float(motion_gain)
         if not 0 < photometric_scale <= 1:
             raise ValueError(f'photometric_scale must be in (0, 1], got {photometric_scale}')
         self.photometric_scale = float(photometric_scale)
@@ -98,7 +103,7 @@ class LightFlowAdaptModel(LightFlowModel):
             raise ValueError('loss mode needs data_samples with teacher (or GT) flow and valid masks')
         pairs = self._as_batch(inputs, 'loss').float()
         pred, (h, w) = self._forward_padded(pairs)
-        losses = {'loss_flow': self.supervised_loss(pred, (h, w), data_samples)}
+        losses = {'loss_flow': self.supervised_loss(pred, (h, w), data_samples, self.motion_gain)}
         if not (self.photometric_weight or self.smooth_weight):
             return losses
         img1, img2 = pairs[:, 0], pairs[:, 1]

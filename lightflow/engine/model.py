@@ -151,16 +151,17 @@ class LightFlowModel(BaseModel):
         pred, size = self._forward_padded(self._as_batch(inputs, 'loss'))
         return {'loss_flow': self.supervised_loss(pred, size, data_samples)}
 
-    def supervised_loss(self, pred: Tensor, size: tuple[int, int], data_samples: list) -> Tensor:
+    def supervised_loss(self, pred: Tensor, size: tuple[int, int], data_samples: list, motion_gain: float = 0.0
+                        ) -> Tensor:
         """:func:`flow_l1_loss` of a padded pair's raw output ``pred`` against the samples' flow on their valid pixels
-        (``size``: the unpadded (H, W))."""
+        (``size``: the unpadded (H, W); ``motion_gain``: see :func:`flow_l1_loss`)."""
         h, w = size
         flow = torch.stack([_field(s, 'flow') for s in data_samples]).float()
         valid = torch.stack([_field(s, 'valid') for s in data_samples]).bool()
         hp, wp = pred.shape[-2] * 4, pred.shape[-1] * 4
         flow = F.pad(flow, (0, wp - w, 0, hp - h))
         valid = F.pad(valid, (0, wp - w, 0, hp - h), value=False)
-        return flow_l1_loss(pred, flow, valid, self.div_flow)
+        return flow_l1_loss(pred, flow, valid, self.div_flow, motion_gain)
 
     def predict(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None) -> list[dict]:
         """Full-resolution flow per sample via :func:`lightflow.estimate_flow` (the one frames -> pixel-flow path,

@@ -1,7 +1,6 @@
 """ZeroMotion / DISMotion as drop-in motion modules, and tools/benchmark_motion.py on a set whose answer is known."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -95,13 +94,6 @@ def test_zero_motion_makes_propagation_copy_the_key_features_exactly():
         assert torch.equal(a, b)
 
 
-def _load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def panning_set(tmp_path_factory) -> Path:
     """One 7-frame video of a photo panning 4 px per frame to the right, one GT box per frame, CocoVID layout."""
@@ -125,8 +117,8 @@ def panning_set(tmp_path_factory) -> Path:
     return root
 
 
-def test_benchmark_motion_scores_a_known_pan(panning_set, tmp_path):
-    tool = _load_tool('benchmark_motion')
+def test_benchmark_motion_scores_a_known_pan(panning_set, tmp_path, load_tool):
+    tool = load_tool('benchmark_motion')
     config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
     rows = tool.main([str(config), '--motions', 'zero', 'dis_medium', '--interval', '4', '--out-dir', str(tmp_path),
                       '--work-dir', str(tmp_path / 'work'), '--cfg-options', f'data_root={panning_set}/'])
@@ -146,8 +138,8 @@ def test_benchmark_motion_scores_a_known_pan(panning_set, tmp_path):
     assert (tmp_path / 'motion_benchmark.png').stat().st_size > 1000
 
 
-def test_benchmark_motion_refuses_unknown_motion(panning_set, tmp_path):
-    tool = _load_tool('benchmark_motion')
+def test_benchmark_motion_refuses_unknown_motion(panning_set, tmp_path, load_tool):
+    tool = load_tool('benchmark_motion')
     config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
     with pytest.raises(FileNotFoundError, match='--motions nonsense: not zero'):
         tool.main([str(config), '--motions', 'nonsense', '--cfg-options', f'data_root={panning_set}/'])
