@@ -131,7 +131,7 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
     """(A) a single-frame checkpoint in the propagation config, (B) the propagation checkpoint with its own flow."""
     tool = _load_tool('benchmark_motion')
     _, single_ckpt, _ = next(v for k, v in trained.items() if k.startswith('retinanet'))
-    config, dff_ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
+    config, dff_ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow-w0.5_retinanet'))
     common = ['--interval', '3', '--work-dir', str(work_dir), '--cfg-options', f'data_root={synth_root}/']
     rows = tool.main([str(config), str(dff_ckpt), '--motions', 'zero', 'own', 'dis_fast', '--out-dir',
                       str(tmp_path / 'B'), *common])
