@@ -42,7 +42,7 @@ VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_ep
 VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
 VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
 VID_GRU := dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
-SHIPPED_FLOWS := lightflow_w0.5_synthetic
+SHIPPED_FLOWS := lightflow_w0.5_synthetic lightflow_w0.5_synthvid
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
 	$(PY) tools/train_vid.py configs/vid/$(VID_SINGLE).py --work-dir $(VID_DIR)/$(VID_SINGLE) \
@@ -71,7 +71,7 @@ demo-vid:
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
 	if [ -f ../shared/data/video/demo.mp4 ]; then \
 	  $(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
-	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4; fi
+	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4 --show-flow; fi
 
 benchmark-data:
 	$(PY) tools/benchmark_data.py --out work_dirs/benchmark_data.md --plot work_dirs/benchmark_data.png

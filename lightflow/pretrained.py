@@ -32,6 +32,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 PRETRAINED: dict[str, dict[str, Any]] = {
     # CPU-pretrained: see the model card in README.md
     'lightflow_w0.5_synthetic': dict(file='lightflow_w0.5_synthetic.pth', sha256='24d4bbb825475b805af8bc48dfca1b93b248ff0b86f110ba12de035bebb9bc75', config=dict(width_mult=0.5, encoder_channels=(32, 64, 128, 256, 256, 512, 512, 1024, 1024), encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1), decoder_channels=(256, 128, 64, 32, 16), div_flow=20.0, negative_slope=0.1), summary='CPU-pretrained (2 cores) on the built-in synthetic data: 2k + 19000 iterations x batch 8 at 256x320'),
+    'lightflow_w0.5_synthvid': dict(file='lightflow_w0.5_synthvid.pth', sha256='e9b0266498acc08d59e94a7b2c4820c378a4005e786a2b2ee38a2ec0d72a0e4e', config=dict(width_mult=0.5, encoder_channels=(32, 64, 128, 256, 256, 512, 512, 1024, 1024), encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1), decoder_channels=(256, 128, 64, 32, 16), div_flow=20.0, negative_slope=0.1), summary='lightflow_w0.5_synthetic adapted without labels to the synthetic VID videos at 128x128 (DIS MEDIUM teacher, fwd-bwd checked, + census; 4000 iterations x batch 16, CPU): for the synthvid detectors, not a generic flow'),
 }
 
 

@@ -148,7 +148,9 @@ class FlowPanels:
         panels = []
         for flow, name in zip(flows, (f'{type(self.model.motion).__name__}', 'DIS MEDIUM')):
             panel = np.ascontiguousarray(flow_to_color(flow[0], max_flow=top))
-            cv2.putText(panel, f'{name} (to key)', (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 2)
+            scale = max(0.5, h / 450)  # readable after the composite is shrunk to 1920 px wide
+            cv2.putText(panel, f'{name} (to key)', (8, round(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                        max(1, round(2 * scale)))
             panels.append(panel)
         return np.concatenate(panels, axis=1)
 

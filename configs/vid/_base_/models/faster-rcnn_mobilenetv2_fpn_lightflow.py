@@ -46,5 +46,5 @@ model = dict(
             rpn=dict(nms_pre=300, max_per_img=100, nms=dict(type='nms', iou_threshold=0.7), min_bbox_size=0),
             rcnn=dict(score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5), max_per_img=50))),
     motion=dict(type='LightFlowMotion', width_mult=0.5, flow_scale=0.5, img_mean=img_mean, img_std=img_std,
-                bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthetic'),
+                bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthvid'),
     warp=dict(type='FlowWarp', padding_mode='border'))

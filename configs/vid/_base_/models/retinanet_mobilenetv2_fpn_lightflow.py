@@ -36,8 +36,10 @@ model = dict(
                       max_per_img=50)),
     # Light Flow at half the detector resolution (paper: 112 vs 224 px); flow returned in input pixels and resized
     # per feature level by FlowWarp; resize_to_divisor runs it at the nearest /64 size instead of padding (224x288 ->
-    # 112x144 -> 128x128, not 128x192). The flow starts from the shipped synthetic-pretrained weights (lightflow_w0.5_synthetic);
-    # pretrained=<tools/train_flow.py checkpoint> for your own, None to learn it from the detection loss alone.
+    # 112x144 -> 128x128, not 128x192). The flow starts from lightflow_w0.5_synthvid: the shipped synthetic-pretrained
+    # weights adapted without labels to these videos at this size (tools/adapt_flow.py; README, "Which motion helps the
+    # detector"). pretrained=<tools/train_flow.py / adapt_flow.py checkpoint> for your own, None to learn it from the
+    # detection loss alone.
     motion=dict(type='LightFlowMotion', width_mult=0.5, flow_scale=0.5, img_mean=img_mean, img_std=img_std,
-                bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthetic'),
+                bgr_to_rgb=True, resize_to_divisor=True, pretrained='lightflow_w0.5_synthvid'),
     warp=dict(type='FlowWarp', padding_mode='border'))
