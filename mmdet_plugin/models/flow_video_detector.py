@@ -17,7 +17,7 @@ from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from torch import Tensor
 
-from .key_frame_policy import KeyFrameDecision, KeyFramePolicy, build_key_frame_policy
+from .key_frame_policy import KeyFrameDecision, KeyFramePolicy, build_key_frame_policy, positive_integer
 from .utils import patched_attributes
 
 __all__ = ['FlowVideoDetector', 'FrameRecord']
@@ -29,13 +29,9 @@ MAX_FRAME_RECORDS = 200_000
 
 @dataclass
 class FrameRecord:
-    """What :meth:`FlowVideoDetector.predict` did with one test frame.
-
-    ``motion_px``: the motion statistic the key-frame policy measured on the flow from this frame to the key frame, in
-    pixels of the input frame; None where it measured none (a video's first frame, a key forced by ``max_interval``,
-    the fixed policy). ``seconds``: the frame's wall time, filled in by the tool that timed the call
-    (``mmdet_plugin.apis.timed_predict``); the model itself does not time anything.
-    """
+    """What :meth:`FlowVideoDetector.predict` did with one test frame. ``motion_px``: the policy's motion statistic
+    of the flow to the key (input pixels; None where it measured none); ``seconds``: wall time, filled in by the tool
+    that timed the call (``mmdet_plugin.apis.timed_predict``); the model itself times nothing."""
 
     video_id: object
     frame_id: int
@@ -54,6 +50,7 @@ class _KeyState:
     image: Tensor              # (1, 3, H, W) normalised key image, for the flow to it
     state: Optional[Feats]     # aggregator state per level (None without an aggregator)
     feats: Feats               # head features of the key frame per level (aggregated if an aggregator is used)
+    chain: int = 0             # GRU steps in ``state`` since it last started from a key's own features
 
 
 @MODELS.register_module()
@@ -84,8 +81,9 @@ class FlowVideoDetector(BaseDetector):
         aggregator: optional ``FlowGuidedGRU`` config.
         warp: feature warping module config (``FlowWarp``).
         train_cfg: unused, kept for mmdet's config layout.
-        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))``; any policy registered in
-            ``KEY_FRAME_POLICIES``, e.g. ``dict(type='motion', threshold=PX, ...)`` (:class:`MotionThreshold`).
+        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'), aggregator_max_chain=None)``;
+            any policy of ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion', threshold=PX)``); ``aggregator_max_chain``
+            N restarts the GRU state from the key's own features after N steps (the clips train 1-2).
         data_preprocessor: usually ``dict(type='TrackDataPreprocessor', ...)``.
         init_cfg: mmengine init config.
     """
@@ -104,6 +102,8 @@ class FlowVideoDetector(BaseDetector):
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
         self._key: Optional[_KeyState] = None
+        chain = self.test_cfg.get('aggregator_max_chain')  # None: the GRU state is never restarted within a video
+        self.aggregator_max_chain = None if chain is None else positive_integer('test_cfg.aggregator_max_chain', chain)
         self.key_frame_policy = build_key_frame_policy(self.test_cfg.get('key_frame_policy'),
                                                        self.test_cfg.get('key_frame_interval', 10))
         if self.aggregator is not None and self.motion is None:
@@ -287,11 +287,12 @@ class FlowVideoDetector(BaseDetector):
                             flow: Optional[Tensor]) -> Feats:
         """Backbone features of a new key frame (aggregated with the ``previous`` key's state, moved by ``flow`` if
         the policy computed it), cached as the current key."""
-        feats = self._backbone(img)
-        state = None
+        feats, state, chain = self._backbone(img), None, 0
         if self.aggregator is not None:
+            if previous is not None and self.aggregator_max_chain and previous.chain >= self.aggregator_max_chain:
+                previous = None  # restart: chains longer than the training clips' drift (interval 1: 30 steps)
             state = self._aggregate(previous.state if previous else None, feats,
                                     previous.image if previous else None, img, flow)
-            feats = tuple(self.aggregator.output(state))
-        self._key = _KeyState(video_id, frame_id, frame_id, img, state, feats)
+            feats, chain = tuple(self.aggregator.output(state)), previous.chain + 1 if previous else 0
+        self._key = _KeyState(video_id, frame_id, frame_id, img, state, feats, chain)
         return feats

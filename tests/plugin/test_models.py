@@ -378,3 +378,23 @@ def test_loss_on_clips_backpropagates_into_flow_and_detector(aggregator):
     model.motion.register_forward_hook(lambda *args: flow_calls.append(1))
     assert torch.isfinite(sum(sum(v) for v in model(**single, mode='loss').values()))
     assert not flow_calls
+
+
+def test_aggregator_max_chain_restarts_the_gru_state():
+    """test_cfg.aggregator_max_chain=1: every second key frame starts its state from its own features again (the
+    training clips chain 1 GRU step; at interval 1 an unbounded chain runs 30 steps it never trained for)."""
+    chains = {}
+    for max_chain in (None, 1):
+        model = video_detector(interval=1, aggregator=True,
+                               test_cfg=dict(key_frame_interval=1, aggregator_max_chain=max_chain)).eval()
+        with torch.no_grad():
+            for frame_id in range(3):
+                model.test_step(frame_batch(model, frame_id, video_id=0))
+            chains[max_chain] = model._key.chain
+            if max_chain == 1:
+                own = model.aggregator.init_state(tuple(model.detector.extract_feat(model._key.image)))
+                for a, b in zip(model._key.state, own):
+                    assert torch.equal(a, b)
+    assert chains == {None: 2, 1: 0}
+    with pytest.raises(ValueError, match='test_cfg.aggregator_max_chain must be an integer >= 1, got 0'):
+        video_detector(aggregator=True, test_cfg=dict(key_frame_interval=2, aggregator_max_chain=0))
