@@ -23,12 +23,12 @@ DEMO_DIR := work_dirs/demo
 PRETRAINED := lightflow_w0.5_synthetic
 demo:
 	$(PY) -c "from lightflow.data import SyntheticChairs, export_chairs_layout; export_chairs_layout(SyntheticChairs(2, size=(384, 512), seed=2024), '$(DEMO_DIR)/pairs', progress=False)"
-	$(PY) tools/demo_flow.py $(PRETRAINED) $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/pretrained
+	$(PY) tools/demo_flow.py $(PRETRAINED) $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/pretrained --force
 	if [ -d ../shared/data ]; then \
 	  $(PY) tools/eval_real_flow.py $(PRETRAINED) --data ../shared/data --out-dir $(DEMO_DIR)/pretrained_real --video-max-pairs 0; fi
 	$(PY) tools/train_flow.py $(DEMO_CFG) --work-dir $(DEMO_DIR) --cfg-options model.pretrained=$(PRETRAINED) optim_wrapper.optimizer.lr=3e-4
 	$(PY) tools/test_flow.py $(DEMO_CFG) "$$(cat $(DEMO_DIR)/last_checkpoint)" --work-dir $(DEMO_DIR)/test
-	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow
+	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow --force
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
 # The video-detection pipeline on the synthetic VID set (~40 min on 2 cores), the paper's recipe: generate data, train
