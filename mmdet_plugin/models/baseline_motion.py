@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 
-__all__ = ['FrameMotion', 'ZeroMotion', 'DISMotion', 'DIS_PRESETS']
+from lightflow.evaluation import DIS_PRESETS, dis_flow
 
-DIS_PRESETS = ('ultrafast', 'fast', 'medium')
+__all__ = ['FrameMotion', 'ZeroMotion', 'DISMotion', 'DIS_PRESETS']
 
 
 class FrameMotion(BaseModule):
@@ -113,14 +112,6 @@ class DISMotion(FrameMotion):
             raise ValueError(f'DISMotion: preset must be one of {DIS_PRESETS}, got {preset!r}')
         super().__init__(**kwargs)
         self.preset = preset
-        self._dis = None  # built on first use: a cv2 object neither pickles nor deep-copies
-
-    @staticmethod
-    def _gray(img: Tensor) -> np.ndarray:
-        import cv2
-
-        rgb = img.detach().round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
     def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
         """Flow from ``img`` to ``ref_img`` (for every pixel of ``img``, its displacement to ``ref_img``).
@@ -132,18 +123,12 @@ class DISMotion(FrameMotion):
         Returns:
             (N, 2, h, w) float32 flow (u, v) in pixels of the (h, w) flow grid, on ``img``'s device; no gradient.
         """
-        import cv2
-
-        if self._dis is None:
-            self._dis = cv2.DISOpticalFlow_create(getattr(cv2, f'DISOPTICAL_FLOW_PRESET_{self.preset.upper()}'))
         with torch.no_grad():
             a, b, _ = self.flow_inputs(img, ref_img)
-            flows = [torch.from_numpy(self._dis.calc(self._gray(x), self._gray(y), None)).permute(2, 0, 1)
-                     for x, y in zip(a, b)]
+            # uint8 here (as DIS sees it anyway): a very dark float frame must not read as a 0..1 image.
+            a, b = (x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy() for x in (a, b))
+            flows = [dis_flow(x, y, self.preset) for x, y in zip(a, b)]
         return torch.stack(flows).to(img.device)
-
-    def __getstate__(self) -> dict:  # pickling and deepcopy (mmengine copies models) skip the cv2 object
-        return {k: (None if k == '_dis' else v) for k, v in self.__dict__.items()}
 
     def extra_repr(self) -> str:
         return f'preset={self.preset!r}, flow_scale={self.flow_scale}, resize_to_divisor={self.resize_to_divisor}'
