@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NoReturn, Sequence
 
 __all__ = ['USER_ERRORS', 'run_main', 'error_message', 'ArgumentParser', 'CfgOptionsAction', 'positive_int',
-           'non_negative_int', 'finite_float', 'positive_float', 'check_device', 'check_output_dir', 'check_not_an_input', 'finite_json', 'load_fitting_checkpoint']
+           'non_negative_int', 'finite_float', 'positive_float', 'check_device', 'check_output_dir',
+           'check_not_an_input', 'finite_json', 'load_fitting_checkpoint', 'metric_value', 'number_or_na']
 
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, KeyError, ImportError)
 
@@ -277,3 +278,14 @@ def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: s
         raise ValueError(f'{checkpoint}: {len(wrong)} of {len(expected)} model weights have another shape (e.g. '
                          f'{k}: {got} in the checkpoint, {tuple(expected[k].shape)} in the model); {hint}')
     return ckpt
+
+
+def metric_value(metrics: Mapping[str, Any], name: str) -> float:
+    """The metric whose key ends in ``name`` (``'vid/mAP_fast'`` for ``'mAP_fast'``); NaN if absent or None."""
+    value = next((v for k, v in metrics.items() if k.split('/')[-1] == name), None)
+    return float('nan') if value is None else float(value)
+
+
+def number_or_na(value: float | None, fmt: str = '.2f') -> str:
+    """``value`` formatted with ``fmt``, or ``'n/a'`` for None / NaN (a metric no sample could score)."""
+    return 'n/a' if value is None or math.isnan(value) else format(value, fmt)

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from lightflow.cli import ArgumentParser, check_output_dir, image_size, positive_int, run_main
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / 'configs/lightflow/lightflow_w0.5_1xb16-6k-adapt_synthvid-128x128.py'
+DEFAULT_CONFIG = (Path(__file__).resolve().parents[1] / 'configs' / 'lightflow'
+                  / 'lightflow_w0.5_1xb16-6k-adapt_synthvid-128x128.py')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -25,7 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from lightflow.cli import ArgumentParser, CfgOptionsAction, check_output_dir, positive_int, run_main
+from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_output_dir, metric_value, number_or_na, positive_int,
+                           run_main)
 
 DEFAULT_MOTIONS = ('zero', 'dis_fast', 'dis_medium', 'own')
 
@@ -163,14 +164,6 @@ def time_motions(motions: list, pairs: list, rounds: int = 5) -> list[float]:
     return [1000 * sorted(t)[len(t) // 2] if t else float('nan') for t in times]
 
 
-def _metric(metrics: dict, name: str) -> float:
-    return next((float(v) for k, v in metrics.items() if k.split('/')[-1] == name), float('nan'))
-
-
-def _fmt(v: float, fmt: str = '.1f') -> str:
-    return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
-
-
 def markdown_table(rows: list[dict], interval: int, single: float | None) -> str:
     """One row per motion: warped-key MAE (frame, boxes, by frames since key), motion ms, mAP@50 and the recovered
     share of the zero-flow -> single-frame gap."""
@@ -184,9 +177,10 @@ def markdown_table(rows: list[dict], interval: int, single: float | None) -> str
     for r in rows:
         m = r.get('mAP', float('nan'))
         share = (m - zero) / (single - zero) if single is not None and single != zero else float('nan')
-        cells = [r['label'], _fmt(r['frame']), _fmt(r['boxes'])] + [_fmt(r['by_gap'][b]) for b in buckets] + \
-                [_fmt(r['ms'], '.2f')] + [_fmt(100 * r.get(k, float('nan'))) for k in ('mAP', 'slow', 'medium', 'fast')]
-        cells.append('-' if r['token'] == 'zero' else _fmt(share, '.2f'))
+        cells = [r['label']] + [number_or_na(v, '.1f') for v in (r['frame'], r['boxes'], *r['by_gap'].values())]
+        cells += [number_or_na(r['ms'], '.2f')]
+        cells += [number_or_na(100 * r.get(k, float('nan')), '.1f') for k in ('mAP', 'slow', 'medium', 'fast')]
+        cells.append('-' if r['token'] == 'zero' else number_or_na(share, '.2f'))
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -282,9 +276,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
             model.motion = motion
             if single is None:
-                single = _metric(run_video_test(runner, 1), 'mAP')
+                single = metric_value(run_video_test(runner, 1), 'mAP')
             metrics = run_video_test(runner, args.interval)
-            row.update({k: _metric(metrics, n) for k, n in (('mAP', 'mAP'), ('slow', 'mAP_slow'),
+            row.update({k: metric_value(metrics, n) for k, n in (('mAP', 'mAP'), ('slow', 'mAP_slow'),
                                                            ('medium', 'mAP_medium'), ('fast', 'mAP_fast'))})
         rows.append(row)
         modules.append(motion)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir,
-                           load_fitting_checkpoint, positive_float, positive_int, run_main)
+                           load_fitting_checkpoint, metric_value, number_or_na, positive_float, positive_int, run_main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -49,19 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _metric(metrics: dict, name: str) -> float:
-    for key, value in metrics.items():
-        if key.split('/')[-1] == name:
-            return float(value)
-    return float('nan')
-
-
 def _is_motion(row: dict) -> bool:
     return row.get('policy') == 'motion'
-
-
-def _num(v: float | None, fmt: str = '.2f') -> str:
-    return 'n/a' if v is None or math.isnan(v) else format(v, fmt)
 
 
 def markdown_table(rows: list[dict], title: str) -> str:
@@ -81,11 +70,12 @@ def markdown_table(rows: list[dict], title: str) -> str:
         else:
             policy, interval, threshold = r['policy'], str(r['key_frame_interval']), '-'
         key_fraction = r['key_frames'] / r['frames'] if r['frames'] else float('nan')
-        maps = ' | '.join(pct(_metric(r, name)) for name in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast'))
+        maps = ' | '.join(pct(metric_value(r, name)) for name in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast'))
         lines.append(f'| {policy} | {interval} | {threshold} | {maps} | '
-                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | {_num(r["mean_ms"] / every[0] if every else None)} | '
-                     f'{r["key_ms"]:.2f} | {_num(r["nonkey_ms"])} | '
-                     f'{_num(key_fraction)} | {_num(r.get("mean_motion_px"))} |')
+                     f'{r["fps"]:.2f} | {r["mean_ms"]:.2f} | '
+                     f'{number_or_na(r["mean_ms"] / every[0] if every else None)} | '
+                     f'{r["key_ms"]:.2f} | {number_or_na(r["nonkey_ms"])} | '
+                     f'{number_or_na(key_fraction)} | {number_or_na(r.get("mean_motion_px"))} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -99,7 +89,7 @@ def profile_table(parts: dict[str, dict[str, float]], interval: int) -> str:
              '| part | key frame | non-key frame | non-key / key frame total |', '|---|---:|---:|---:|']
     for part in (*PROFILE_PARTS, 'other', 'total'):
         k, n = parts['key'][part], parts['non-key'][part]
-        lines.append(f'| {part} | {_num(k)} | {_num(n)} | {_num(n / key_total, ".3f")} |')
+        lines.append(f'| {part} | {number_or_na(k)} | {number_or_na(n)} | {number_or_na(n / key_total, ".3f")} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -111,16 +101,17 @@ def tradeoff_series(rows: list[dict]) -> list[dict]:
     motion = [r for r in rows if _is_motion(r)]
     if fixed:
         series.append(dict(label='fixed interval', fps=[r['fps'] for r in fixed],
-                           map=[100 * _metric(r, 'mAP') for r in fixed],
+                           map=[100 * metric_value(r, 'mAP') for r in fixed],
                            points=[str(r['key_frame_interval']) for r in fixed]))
     if motion:
         series.append(dict(label=f'adaptive ({motion[0]["statistic"]} motion > threshold px, max interval '
                                  f'{motion[0]["max_interval"]})', fps=[r['fps'] for r in motion],
-                           map=[100 * _metric(r, 'mAP') for r in motion],
+                           map=[100 * metric_value(r, 'mAP') for r in motion],
                            points=[f'{r["threshold"]:g}px' for r in motion]))
     for name in dict.fromkeys(r['policy'] for r in rows if r['policy'] not in ('fixed', 'motion')):
         chosen = [r for r in rows if r['policy'] == name]
-        series.append(dict(label=name, fps=[r['fps'] for r in chosen], map=[100 * _metric(r, 'mAP') for r in chosen],
+        series.append(dict(label=name, fps=[r['fps'] for r in chosen],
+                           map=[100 * metric_value(r, 'mAP') for r in chosen],
                            points=[str(r['key_frame_interval']) for r in chosen]))
     return series
 
@@ -157,9 +148,9 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 def _plot_intervals(ax, rows: list[dict], title: str) -> None:
     """mAP@50 (left axis) and fps (right axis) against the fixed key-frame interval."""
     intervals = [r['key_frame_interval'] for r in rows]
-    ax.plot(intervals, [100 * _metric(r, 'mAP') for r in rows], 'o-', color='tab:blue', label='mAP@50')
+    ax.plot(intervals, [100 * metric_value(r, 'mAP') for r in rows], 'o-', color='tab:blue', label='mAP@50')
     for name, style in (('mAP_slow', ':'), ('mAP_medium', '-.'), ('mAP_fast', '--')):
-        ax.plot(intervals, [100 * _metric(r, name) for r in rows], style, color='tab:blue', alpha=0.5,
+        ax.plot(intervals, [100 * metric_value(r, name) for r in rows], style, color='tab:blue', alpha=0.5,
                 label=name.replace('mAP_', 'mAP@50 '))
     ax.set_xscale('log')
     ax.minorticks_off()  # no '2x10^0' labels between the intervals
@@ -246,7 +237,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             del r['key_frame_interval']  # the fixed policy's setting, unused by this one
         rows.append(dict(r, **fields))
         if progress:
-            print(f'{policy}: mAP@50 {100 * _metric(r, "mAP"):.1f}, fps {r["fps"]:.2f}, '
+            print(f'{policy}: mAP@50 {100 * metric_value(r, "mAP"):.1f}, fps {r["fps"]:.2f}, '
                   f'key fraction {r["key_frames"] / max(r["frames"], 1):.2f}', flush=True)
     title = f'{Path(args.config).stem} @ {Path(args.checkpoint).name}'
     table = markdown_table(rows, title)

@@ -179,7 +179,8 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
     panels = None
     if show_flow:
         if not is_video_model or getattr(model, 'motion', None) is None:
-            raise ValueError(f'--show-flow: {config} has no motion module (use a propagation config, configs/vid/dff_*)')
+            raise ValueError(f'--show-flow: {config} has no motion module (use a propagation config, '
+                             'configs/vid/dff_*)')
         panels = FlowPanels(model)
 
     out = Path(out)

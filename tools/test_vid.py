@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir, finite_json,
-                           load_fitting_checkpoint, positive_int, run_main)
+                           load_fitting_checkpoint, metric_value, number_or_na, positive_int, run_main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,13 +36,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def format_metrics(metrics: dict) -> str:
     """The human-readable report printed by the tools."""
     def pick(suffix):
-        for key, value in metrics.items():
-            if key.split('/')[-1] == suffix:
-                return value
-        return float('nan')
+        return metric_value(metrics, suffix)
 
     def pct(v):
-        return 'n/a' if v is None or (isinstance(v, float) and math.isnan(v)) else f'{100 * v:.1f}'
+        return number_or_na(100 * v, '.1f')
 
     return '\n'.join([
         f'key_frame_interval: {metrics["key_frame_interval"]}',
