@@ -78,6 +78,14 @@ def test_sources_without_pairs_or_frames_are_refused(tmp_path):
         VideoPairs([single])
     with pytest.raises(FileNotFoundError, match='adaptation source .*missing does not exist'):
         list_video_frames([tmp_path / 'missing'])
+    clip = tmp_path / 'pan.mp4'  # a video file is decoded into memory, one video of all its frames
+    iio.imwrite(clip, np.stack([_photo(64, 96, offset=4 * t) for t in range(3)]), fps=5, codec='libx264')
+    frames = list_video_frames([clip])['pan']
+    assert len(frames) == 3 and frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
+    broken = tmp_path / 'broken.mp4'
+    broken.write_text('not a video')
+    with pytest.raises(ValueError, match='broken.mp4: cannot decode video'):
+        list_video_frames([broken])
     text = tmp_path / 'notes.txt'
     text.write_text('x')
     with pytest.raises(ValueError, match='expected a CocoVID .json, a video file'):

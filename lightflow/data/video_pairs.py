@@ -17,20 +17,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation import dis_flow
+from ..evaluation import _IMAGE_EXTS, _video_frames, dis_flow
 from ..io import atomic_write, read_image
 from ..warp import flow_warp, resize_flow
 from .transforms import ToTensor
 
-__all__ = ['VideoPairs', 'list_video_frames', 'read_cocovid', 'consistent_teacher_flow', 'resize_frame', 'IMAGE_EXTS', 'VIDEO_EXTS']
+__all__ = ['VideoPairs', 'list_video_frames', 'read_cocovid', 'consistent_teacher_flow', 'resize_frame', 'VIDEO_EXTS']
 
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 Frames = list  # one video: frame paths (or decoded uint8 RGB arrays) in time order
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXTS)
 
 
 def read_cocovid(path: str | os.PathLike, img_root: str | os.PathLike | None = None
@@ -65,17 +64,6 @@ def read_cocovid(path: str | os.PathLike, img_root: str | os.PathLike | None = N
     return {k: sorted(v, key=lambda im: int(im['frame_id'])) for k, v in videos.items()}, boxes
 
 
-def _decode_video(path: Path) -> Frames:
-    import imageio.v3 as iio
-
-    try:
-        frames = [np.ascontiguousarray(np.asarray(f)[..., :3]) for f in iio.imiter(path)]
-    except (OSError, RuntimeError, ValueError) as e:
-        detail = str(e).splitlines()[0][:200] if str(e) else ''
-        raise ValueError(f'{path}: cannot decode video ({type(e).__name__}: {detail})') from None
-    return frames
-
-
 def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.PathLike | None = None
                       ) -> dict[str, Frames]:
     """The videos of ``sources``, each a list of frames in time order.
@@ -97,7 +85,7 @@ def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.P
         if path.is_file() and path.suffix.lower() == '.json':
             found = {f'{path.stem}/{k}': [im['path'] for im in v] for k, v in read_cocovid(path, img_root)[0].items()}
         elif path.is_file() and path.suffix.lower() in VIDEO_EXTS:
-            found = {path.stem: _decode_video(path)}
+            found = {path.stem: list(_video_frames(path))}  # decoded into memory
         elif path.is_dir():
             frames = _images_in(path)
             found = {path.name: frames} if frames else {

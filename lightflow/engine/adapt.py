@@ -2,6 +2,7 @@
 a concatenation that mixes them with generator pairs, and Light Flow with the photometric terms added to its loss."""
 from __future__ import annotations
 
+import bisect
 from typing import Sequence
 
 import torch
@@ -54,8 +55,9 @@ class ConcatFlowDataset(Dataset):
     def __getitem__(self, index):
         seed = getattr(index, 'seed', None)
         i = int(index)
-        part = next(k for k, end in enumerate(self._concat.cumulative_sizes) if i < end)
-        local = i - (self._concat.cumulative_sizes[part - 1] if part else 0)
+        ends = self._concat.cumulative_sizes
+        part = bisect.bisect_right(ends, i)  # torch's ConcatDataset lookup, kept here to carry the seed through
+        local = i - (ends[part - 1] if part else 0)
         # Keep the sampler's per-sample seed (SeededIndex) so augmentation stays reproducible on resume.
         item = self.datasets[part][type(index)(local, seed) if seed is not None else local]
         item['data_samples'].set_metainfo(dict(sample_idx=i))
