@@ -128,15 +128,15 @@ class FlowPanels:
         self.dis = DISMotion('medium', flow_scale=motion.flow_scale, img_mean=motion.img_mean.flatten().tolist(),
                              img_std=motion.img_std.flatten().tolist(), bgr_to_rgb=motion.bgr_to_rgb)
 
-    def __call__(self, data: dict, size: tuple[int, int]) -> np.ndarray:
-        """(H, 2W, 3) uint8: the two panels for the frame just predicted (white on a key frame)."""
+    def __call__(self, img, size: tuple[int, int]) -> np.ndarray:
+        """(H, 2W, 3) uint8: the two panels for the frame just predicted, ``img`` its (1, 3, h, w) detector input
+        (white on a key frame)."""
         import cv2
         import torch
 
         from lightflow.viz import flow_to_color
         from lightflow.warp import resize_flow
 
-        img = self.model.data_preprocessor(data, False)['inputs'][:, 0]
         h, w = size
         if self.model.frame_records[-1].is_key or self.key is None or self.key.shape != img.shape:
             self.key = img
@@ -216,7 +216,9 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
                 data = pipeline(meta)
                 tic = time.perf_counter()
                 with torch.no_grad():
-                    result = model.test_step(pseudo_collate([data]))[0]
+                    # test_step's two steps, so --show-flow reuses the preprocessed frame
+                    batch = model.data_preprocessor(pseudo_collate([data]), False)
+                    result = model(**batch, mode='predict')[0]
                 model_time += time.perf_counter() - tic
                 if is_video_model:
                     result = result[0]
@@ -226,7 +228,7 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
                 if panels is not None:
                     import cv2
 
-                    drawn = np.concatenate([drawn, panels(pseudo_collate([data]), (height, width))], axis=1)
+                    drawn = np.concatenate([drawn, panels(batch['inputs'][:, 0], (height, width))], axis=1)
                     drawn = cv2.resize(drawn, out_size, interpolation=cv2.INTER_AREA) if shrink < 1 else drawn
                     drawn = np.pad(drawn, ((0, drawn.shape[0] % 2), (0, drawn.shape[1] % 2), (0, 0)), mode='edge')
                     writer.append_data(drawn)
