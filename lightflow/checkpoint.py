@@ -135,7 +135,7 @@ def checkpoint_config(checkpoint: Any, state: dict[str, Tensor], source: str = '
             raise ValueError(f'{source}: meta["lightflow"]["{k}"] must be a number, got {fields[k]!r}')
     try:
         return LightFlowConfig(**fields)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ValueError(f'{source}: bad meta["lightflow"] {fields}: {e}') from None
 
 

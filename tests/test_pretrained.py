@@ -89,7 +89,7 @@ def test_export_tool_round_trip_gives_identical_outputs(tmp_path, monkeypatch, c
                                                                                1024),
                                             encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1),
                                             decoder_channels=(256, 128, 64, 32, 16), div_flow=20.0,
-                                            negative_slope=0.1)
+                                            negative_slope=0.1, pred_upsample='nearest')
     assert all(v.dtype == torch.float32 for v in raw['state_dict'].values() if v.is_floating_point())
 
     # The printed registry line is a one-line dict entry that load_pretrained accepts as is.
@@ -125,15 +125,21 @@ def test_width_0_6_and_custom_decoder_round_trip_through_meta(tmp_path):
     assert loaded.width_mult == 0.6 and lightflow_config(loaded) == lightflow_config(net)
     assert torch.equal(_outputs(loaded), _outputs(net))
 
-    # An architecture the weights' shapes alone cannot describe (decoder widths, LeakyReLU slope) lives in the meta.
-    custom = _net(1.0, decoder_channels=(96, 64, 48, 32, 8), negative_slope=0.2, div_flow=10.0)
+    # An architecture the weights' shapes alone cannot describe (decoder widths, LeakyReLU slope, how the predictions
+    # are upsampled) lives in the meta.
+    custom = _net(1.0, decoder_channels=(96, 64, 48, 32, 8), negative_slope=0.2, div_flow=10.0,
+                  pred_upsample='bilinear')
     save_pretrained(custom, tmp_path / 'custom.pth')
     loaded = load_lightflow_checkpoint(tmp_path / 'custom.pth')
     assert lightflow_config(loaded) == dict(width_mult=1.0, encoder_channels=(32, 64, 128, 256, 256, 512, 512, 1024,
                                                                                1024),
                                             encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1),
-                                            decoder_channels=(96, 64, 48, 32, 8), div_flow=10.0, negative_slope=0.2)
+                                            decoder_channels=(96, 64, 48, 32, 8), div_flow=10.0, negative_slope=0.2,
+                                            pred_upsample='bilinear')
     assert torch.equal(_outputs(loaded), _outputs(custom))
+    # Same seed, same weights, nearest: a loader that dropped the flag would give these outputs instead.
+    nearest = _net(1.0, decoder_channels=(96, 64, 48, 32, 8), negative_slope=0.2, div_flow=10.0)
+    assert (_outputs(nearest) - _outputs(custom)).abs().max() > 1e-4
 
 
 def test_export_tool_one_line_errors(tmp_path):

@@ -263,7 +263,9 @@ def test_motion_scale_scales_the_flow_and_chairs_like_at_384x512():
     (dict(num_objects=(1, 100)), 'num_objects'), (dict(motion_scale=-1.0), 'motion_scale'),
     (dict(motion_scale=float('nan')), 'motion_scale'), (dict(photo_prob=2.0), 'photo_prob'),
     (dict(homography=-0.5), 'homography'), (dict(object_radius=(0.3, 0.1)), 'object_radius'),
-    (dict(num_textures=0), 'num_textures'), (dict(render='fast'), 'render')])
+    (dict(num_textures=0), 'num_textures'), (dict(render='fast'), 'render'),
+    (dict(background_contrast=(0.5, 0.2)), 'background_contrast'), (dict(blur_prob=1.5), 'blur_prob'),
+    (dict(blur_length=(0, 3)), 'blur_length')])
 def test_generator_refuses_impossible_values(kwargs, field):
     with pytest.raises(ValueError, match=field):
         SyntheticFlowGenerator(**kwargs)
@@ -282,3 +284,50 @@ def test_homography_flow_is_projective_and_exact():
     flow = b.flow[0].numpy().reshape(2, -1).T.astype(np.float64)
     coef, *_ = np.linalg.lstsq(design, flow, rcond=None)
     assert np.abs(design @ coef - flow).max() > 0.05
+
+
+def test_muted_background_scales_its_contrast_about_grey_and_leaves_the_rest():
+    """background_contrast=c maps every background pixel p (before clamping) to 128 + c (p - 128); objects, flow and
+    every other draw stay those of the default generator."""
+    kw = dict(size=(64, 80), seed=5, num_objects=(2, 3))
+    sharp = SyntheticFlowGenerator(**kw).render([3])
+    muted = SyntheticFlowGenerator(**kw, background_contrast=(0.3, 0.3)).render([3])
+    assert torch.equal(sharp.flow, muted.flow) and torch.equal(sharp.layers1, muted.layers1)
+    obj = sharp.layers1[0] > 0
+
+    def away_from(mask):  # antialiased edges blend both layers: leave them out
+        return torch.nn.functional.max_pool2d(mask[None].float(), 5, 1, 2)[0].eq(0)
+
+    bg = away_from(obj) & (sharp.img1[0] > 0).all(0) & (sharp.img1[0] < 255).all(0)
+    interior = obj & away_from(~obj)
+    assert bg.sum() > 500 and interior.sum() > 50
+    expect = 128 + 0.3 * (sharp.img1[0] - 128)
+    torch.testing.assert_close(muted.img1[0][:, bg], expect[:, bg], atol=1e-3, rtol=0)
+    torch.testing.assert_close(muted.img1[0][:, interior], sharp.img1[0][:, interior])
+    assert muted.img1[0][:, bg].std() < 0.35 * sharp.img1[0][:, bg].std()
+
+
+def test_blur_is_a_box_along_the_drawn_direction_and_keeps_the_flow():
+    kw = dict(size=(48, 64), seed=2, num_objects=(3, 4))
+    g = SyntheticFlowGenerator(**kw, blur_prob=1.0, blur_length=(5, 5))
+    sharp, blurred = SyntheticFlowGenerator(**kw).render([0, 1, 2]), g.render([0, 1, 2])
+    assert torch.equal(sharp.flow, blurred.flow) and torch.equal(sharp.occlusion, blurred.occlusion)
+    kinds = set()
+    for i in range(3):
+        for f, (img_s, img_b) in enumerate(((sharp.img1, blurred.img1), (sharp.img2, blurred.img2))):
+            length, kind = g.sample_params(i).blur[f]
+            assert length == 5
+            kinds.add(int(kind))
+            x = img_s[i].double()
+            # The 5-tap moving average written out, in the interior (no padding involved).
+            if kind == 0:
+                expect = sum(x[:, 2:-2, 2 + d:x.shape[-1] - 2 + d] for d in range(-2, 3)) / 5
+            elif kind == 1:
+                expect = sum(x[:, 2 + d:x.shape[-2] - 2 + d, 2:-2] for d in range(-2, 3)) / 5
+            else:
+                expect = sum(x[:, 2 + dy:x.shape[-2] - 2 + dy, 2 + dx:x.shape[-1] - 2 + dx]
+                             for dy in range(-2, 3) for dx in range(-2, 3)) / 25
+            torch.testing.assert_close(img_b[i, :, 2:-2, 2:-2].double(), expect, atol=1e-3, rtol=0)
+    assert len(kinds) >= 2  # the direction is drawn, not fixed
+    # blur_prob 0 (the default) never blurs.
+    assert not SyntheticFlowGenerator(**kw).sample_params(0).blur.any()

@@ -31,7 +31,19 @@ def _predict(x, block):
     return F.conv2d(x, pw.weight, pw.bias)
 
 
-def _oracle(net: LightFlow, img1, img2):
+def _bilinear_up(p, s: int):
+    """Half-pixel bilinear upsampling by an integer factor, written out (sources clamped at the border)."""
+    def weights(n):
+        src = ((torch.arange(n * s) + 0.5) / s - 0.5).clamp(min=0)
+        lo = src.floor().long().clamp(max=n - 1)
+        return lo, (lo + 1).clamp(max=n - 1), src - lo
+    y0, y1, wy = weights(p.shape[-2])
+    x0, x1, wx = weights(p.shape[-1])
+    rows = p[..., y0, :] * (1 - wy)[:, None] + p[..., y1, :] * wy[:, None]
+    return rows[..., x0] * (1 - wx) + rows[..., x1] * wx
+
+
+def _oracle(net: LightFlow, img1, img2, pred_upsample: str = 'nearest'):
     mean = torch.tensor([0.411, 0.432, 0.450]).view(1, 3, 1, 1)
     x = torch.cat([img1 / 255.0 - mean, img2 / 255.0 - mean], 1)
     feats = {}
@@ -45,14 +57,17 @@ def _oracle(net: LightFlow, img1, img2):
         x = _dw_sep(torch.cat([x, feats[skip]], 1), block, 1)
         preds.append(_predict(x, head))
     h, w = preds[-1].shape[-2:]
-    up = [p.repeat_interleave(h // p.shape[-2], 2).repeat_interleave(w // p.shape[-1], 3) for p in preds]
+    if pred_upsample == 'nearest':
+        up = [p.repeat_interleave(h // p.shape[-2], 2).repeat_interleave(w // p.shape[-1], 3) for p in preds]
+    else:
+        up = [_bilinear_up(p, h // p.shape[-2]) for p in preds]
     return torch.stack(up).mean(0)
 
 
-@pytest.mark.parametrize('width', [0.25, 0.5])
-def test_forward_matches_the_table1_oracle(width):
+@pytest.mark.parametrize('width, pred_upsample', [(0.25, 'nearest'), (0.5, 'nearest'), (0.25, 'bilinear')])
+def test_forward_matches_the_table1_oracle(width, pred_upsample):
     torch.manual_seed(0)
-    net = LightFlow(width_mult=width).eval()
+    net = LightFlow(width_mult=width, pred_upsample=pred_upsample).eval()
     # non-trivial BN statistics, so a skipped or misplaced BN shows
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -64,9 +79,11 @@ def test_forward_matches_the_table1_oracle(width):
     img1, img2 = torch.rand(2, 3, 128, 192, generator=g) * 255, torch.rand(2, 3, 128, 192, generator=g) * 255
     with torch.no_grad():
         got = net(img1, img2)
-        want = _oracle(net, img1, img2)
+        want = _oracle(net, img1, img2, pred_upsample)
+        other = _oracle(net, img1, img2, 'bilinear' if pred_upsample == 'nearest' else 'nearest')
     assert got.shape == (2, 2, 32, 48)
     torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    assert (got - other).abs().max() > 1e-3  # the flag changes the averaging, and the oracle tells them apart
     # the check is sensitive to the choices it guards: bilinear decoder upsampling or a conv5a skip differ clearly
     with torch.no_grad():
         wrong = _oracle_variant(net, img1, img2)
@@ -111,11 +128,13 @@ def test_hyperparameters_have_one_source():
     assert (net.div_flow, net.config.div_flow, cfg.div_flow) == (5.0, 5.0, 10.0)
     assert lightflow_config(net) == dataclasses.asdict(net.config) == dict(
         width_mult=0.6, encoder_channels=cfg.encoder_channels, encoder_strides=cfg.encoder_strides,
-        decoder_channels=(200, 128, 64, 32, 16), div_flow=5.0, negative_slope=0.1)
+        decoder_channels=(200, 128, 64, 32, 16), div_flow=5.0, negative_slope=0.1, pred_upsample='nearest')
     # The network's constructor has no hyperparameter defaults of its own.
     assert all(p.default in (None, inspect.Parameter.empty)
                for p in inspect.signature(LightFlow.__init__).parameters.values())
     with pytest.raises(ValueError, match='^width_mult must be > 0, got nan$'):
         LightFlow(float('nan'))
+    with pytest.raises(ValueError, match="^pred_upsample must be one of \\('nearest', 'bilinear'\\), got 'cubic'$"):
+        LightFlowConfig(pred_upsample='cubic')
     with pytest.raises(ValueError, match='^decoder_channels needs 5 entries, got 4$'):
         LightFlowConfig(decoder_channels=(1, 2, 3, 4))

@@ -68,6 +68,23 @@ class _SampleParams(NamedTuple):
     present: np.ndarray  # (L,) bool
     depth: np.ndarray  # (L,) compositing order (0 = background, drawn first)
     photometric: np.ndarray  # (2, 6): per frame brightness, contrast, saturation, gamma, noise std, noise seed
+    blur: np.ndarray  # (2, 2) per frame: box length px (0 = sharp), kind (0 horizontal, 1 vertical, 2 defocus)
+
+
+def _blur_frames(img: Tensor, blur: np.ndarray) -> Tensor:
+    """Box-blur each frame of (N, 3, H, W) by its (length, kind) row of ``blur`` (N, 2); length 0 leaves it sharp.
+    Replicate padding, so the borders do not darken."""
+    out = []
+    for x, (length, kind) in zip(img, blur.tolist()):
+        length = int(length)
+        if length <= 1:
+            out.append(x)
+            continue
+        kh, kw = {0: (1, length), 1: (length, 1)}.get(int(kind), (length, length))
+        k = x.new_full((3, 1, kh, kw), 1.0 / (kh * kw))
+        xp = F.pad(x[None], (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2), mode='replicate')
+        out.append(F.conv2d(xp, k, groups=3)[0])
+    return torch.stack(out)
 
 
 class SyntheticFlowGenerator:
@@ -90,13 +107,22 @@ class SyntheticFlowGenerator:
         render: ``'window'`` renders each object only in its bounding square and composites per sample (cheap on a
             CPU); ``'full'`` renders every layer over the whole frame in one batched pass (few kernel launches, for
             GPUs); ``'auto'`` picks by device. Both give the same pixels.
+        background_contrast: (min, max) factor on the background's contrast about mid-grey, drawn per sample; below
+            1 gives the muted, low-contrast backgrounds of real and synthetic video ((1, 1): unchanged).
+        blur_prob: probability that a frame is blurred as a whole (camera-shake streak, horizontal or vertical, or
+            defocus box), independently per frame; the flow is that of the sharp scene.
+        blur_length: (min, max) blur length in px (odd lengths in between are drawn).
+
+    The last three draw from their own stream of ``(seed, index)``, so at their defaults every other draw, and so
+    every existing sample, stays as it was.
     """
 
     def __init__(self, size: tuple[int, int] = (384, 512), num_objects: tuple[int, int] = (5, 12),
                  motion_scale: float = 1.0, photo_prob: float = 0.5, homography: float = 0.0,
                  object_radius: tuple[float, float] = (0.06, 0.22), seed: int = 0,
                  device: str | torch.device = 'cpu', num_textures: int = 64, texture_size: int = 256,
-                 render: str = 'auto') -> None:
+                 render: str = 'auto', background_contrast: tuple[float, float] = (1.0, 1.0),
+                 blur_prob: float = 0.0, blur_length: tuple[int, int] = (3, 7)) -> None:
         size = tuple(int(s) for s in size) if isinstance(size, (tuple, list)) else size
         if not isinstance(size, tuple) or len(size) != 2 or min(size) < 16:
             raise ValueError(f'size must be (H, W) with both >= 16, got {size}')
@@ -118,6 +144,12 @@ class SyntheticFlowGenerator:
             raise ValueError(f'texture_size must be an int >= 16, got {texture_size}')
         if render not in ('auto', 'window', 'full'):
             raise ValueError(f"render must be 'auto', 'window' or 'full', got {render!r}")
+        if len(background_contrast) != 2 or not 0 <= background_contrast[0] <= background_contrast[1]:
+            raise ValueError(f'background_contrast must be (min, max) with 0 <= min <= max, got {background_contrast}')
+        if not 0 <= blur_prob <= 1:
+            raise ValueError(f'blur_prob must be in [0, 1], got {blur_prob}')
+        if len(blur_length) != 2 or not 1 <= int(blur_length[0]) <= int(blur_length[1]):
+            raise ValueError(f'blur_length must be (min, max) px with 1 <= min <= max, got {blur_length}')
         self.size, self.seed = size, int(seed)
         self.num_objects, self.motion_scale, self.photo_prob = (int(num_objects[0]), int(num_objects[1])), \
             float(motion_scale), float(photo_prob)
@@ -125,6 +157,8 @@ class SyntheticFlowGenerator:
         self.num_textures, self.texture_size = int(num_textures), int(texture_size)
         self.device = torch.device(device)
         self.render_mode = render
+        self.background_contrast = (float(background_contrast[0]), float(background_contrast[1]))
+        self.blur_prob, self.blur_length = float(blur_prob), (int(blur_length[0]), int(blur_length[1]))
         self._bank: Tensor | None = None
         self._num_photos = 0
 
@@ -227,8 +261,19 @@ class SyntheticFlowGenerator:
         if rng.random() >= 0.2:
             second[:5] = frames[0][:5]
         photometric = np.stack([frames[0], second])
+
+        # Degradations from a stream of their own (see the class docstring).
+        extra = np.random.default_rng([self.seed, int(index), 1])
+        c = extra.uniform(*self.background_contrast)
+        gain[0], bias[0] = gain[0] * c, bias[0] * c + 128.0 * (1.0 - c)  # (tex * gain + bias) muted about grey
+        blur = np.zeros((2, 2))
+        lengths = np.arange(self.blur_length[0], self.blur_length[1] + 1)
+        lengths = lengths[lengths % 2 == 1] if (lengths % 2 == 1).any() else lengths
+        for f in range(2):
+            if extra.random() < self.blur_prob:
+                blur[f] = extra.choice(lengths), extra.integers(3)
         return _SampleParams(a1, motion, texture, gain, bias, tex_center, tex_radius, frame_radius, ellipse, shape,
-                             angles, radii, present, depth, photometric)
+                             angles, radii, present, depth, photometric, blur)
 
     # ------------------------------------------------------------------------------------------------ rendering
     def _sample_layer(self, inv: Tensor, tex: Tensor, gain: Tensor, bias: Tensor, origin: Tensor, h: int, w: int,
@@ -371,6 +416,9 @@ class SyntheticFlowGenerator:
 
         occlusion = self._occlusion(flow, layers[0], layers[1])
         img1, img2 = frames[0].clamp(0, 255), frames[1].clamp(0, 255)
+        if self.blur_prob > 0:
+            blur = np.stack([p.blur for p in params])
+            img1, img2 = _blur_frames(img1, blur[:, 0]), _blur_frames(img2, blur[:, 1])
         if augment:
             photo = torch.from_numpy(np.stack([p.photometric for p in params])).to(dev, dtype)
             img1, img2 = photometric_augment(img1, img2, photo)
@@ -470,4 +518,5 @@ class SyntheticFlowGenerator:
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(size={self.size}, num_objects={self.num_objects}, '
                 f'motion_scale={self.motion_scale}, photo_prob={self.photo_prob}, homography={self.homography}, '
-                f'seed={self.seed}, device={self.device})')
+                f'background_contrast={self.background_contrast}, blur_prob={self.blur_prob}, '
+                f'blur_length={self.blur_length}, seed={self.seed}, device={self.device})')
