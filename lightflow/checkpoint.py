@@ -145,11 +145,19 @@ def lightflow_config(model: LightFlow) -> dict[str, Any]:
     return dataclasses.asdict(model.config)
 
 
-def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> None:
-    """Load a checkpoint into ``model``; ``ValueError`` naming both widths if it holds another ``width_mult``."""
+def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_location: str | torch.device = 'cpu',
+                           adopt_config: bool = False) -> None:
+    """Load a checkpoint into ``model``; ``ValueError`` naming both widths if it holds another ``width_mult``.
+
+    Args:
+        adopt_config: also take the checkpoint's ``div_flow`` and ``pred_upsample`` (the fields the forward pass reads
+            but the weights' shapes do not show), where its meta has them: for a model that only runs the weights
+            (``LightFlowMotion``). ``False`` keeps the model's own (a training config that fine-tunes into a variant).
+    """
     ckpt = _torch_load(path, map_location)
     state = lightflow_state_dict(ckpt, str(path))
-    width = checkpoint_config(ckpt, state, str(path)).width_mult
+    config = checkpoint_config(ckpt, state, str(path))
+    width = config.width_mult
     conv1 = state[_CONV1_KEY].shape[0]
     if abs(width - model.width_mult) > 1e-6 or conv1 != model.encoder[0][3].out_channels:
         raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={width:g} (conv1 has {conv1} '
@@ -159,6 +167,11 @@ def load_lightflow_weights(model: LightFlow, path: str | os.PathLike, map_locati
     except RuntimeError as e:
         raise ValueError(f'{path}: weights do not fit a width_mult={model.width_mult:g} Light Flow: '
                          f'{" ".join(str(e).split())[:300]}') from None
+    if adopt_config:
+        meta = ckpt.get('meta') if isinstance(ckpt, dict) else None
+        meta = meta.get('lightflow') if isinstance(meta, dict) else None
+        taken = {k: getattr(config, k) for k in ('div_flow', 'pred_upsample') if isinstance(meta, dict) and k in meta}
+        model.config = dataclasses.replace(model.config, **taken)
 
 
 def load_lightflow_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 'cpu') -> LightFlow:

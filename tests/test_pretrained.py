@@ -293,6 +293,23 @@ def test_motion_and_lightflow_model_accept_names(tmp_path, monkeypatch):
         LightFlowModel(width_mult=1.0, pretrained='tiny_w0.5')
 
 
+def test_motion_runs_a_bilinear_checkpoint_as_trained_and_training_keeps_its_own_flag(tmp_path):
+    """LightFlowMotion only runs the weights: it takes the checkpoint's pred_upsample / div_flow (a nearest model
+    running bilinear-trained weights gives other flow, silently). A training model keeps the flag of its config, so
+    nearest weights can be fine-tuned into the bilinear variant."""
+    motion_mod = pytest.importorskip('mmdet_plugin.models')
+    from lightflow.engine import LightFlowModel
+
+    trained = _net(0.5, pred_upsample='bilinear', div_flow=10.0)
+    save_pretrained(trained, tmp_path / 'bilinear.pth')
+    motion = motion_mod.LightFlowMotion(width_mult=0.5, pretrained=str(tmp_path / 'bilinear.pth'))
+    motion.init_weights()
+    assert (motion.flownet.config.pred_upsample, motion.flownet.div_flow) == ('bilinear', 10.0)
+    assert torch.equal(_outputs(motion.flownet.eval()), _outputs(trained))
+    model = LightFlowModel(width_mult=0.5, pretrained=str(tmp_path / 'bilinear.pth'))
+    assert (model.flownet.config.pred_upsample, model.flownet.div_flow) == ('nearest', 20.0)
+
+
 def test_tools_accept_names(tmp_path, monkeypatch):
     _registered_copy(monkeypatch, tmp_path, _net(0.5))
     demo = _tool('demo_flow')

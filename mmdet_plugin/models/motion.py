@@ -89,9 +89,9 @@ class LightFlowMotion(FrameMotion):
         self._is_init = True
 
     def load_flow_checkpoint(self, path: str | Path) -> None:
-        """Load a Light Flow checkpoint or shipped pretrained name; ``ValueError`` naming both widths if it holds
-        another ``width_mult``."""
-        load_lightflow_weights(self.flownet, resolve_weights(path))
+        """Load a Light Flow checkpoint or shipped pretrained name, with the ``div_flow`` / ``pred_upsample`` it was
+        trained with; ``ValueError`` naming both widths if it holds another ``width_mult``."""
+        load_lightflow_weights(self.flownet, resolve_weights(path), adopt_config=True)
 
     def train(self, mode: bool = True) -> 'LightFlowMotion':
         super().train(mode)
