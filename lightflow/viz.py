@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torchvision.utils import flow_to_image
 
-__all__ = ['flow_to_color']
+__all__ = ['flow_to_color', 'flow_panels']
 
 
 def flow_to_color(flow: np.ndarray | torch.Tensor, max_flow: float | None = None) -> np.ndarray:
@@ -45,3 +45,32 @@ def flow_to_color(flow: np.ndarray | torch.Tensor, max_flow: float | None = None
         img = flow_to_image(t)
     out = img.permute(0, 2, 3, 1).contiguous().numpy()
     return out if batched else out[0]
+
+
+def flow_panels(flows: list[torch.Tensor], names: list[str], max_flow: float | None = None) -> np.ndarray:
+    """Colour flows side by side on one colour scale, each named in its top-left corner.
+
+    Args:
+        flows: (2, H, W) flows in pixels, all of one size.
+        names: one label per flow.
+        max_flow: magnitude of full saturation shared by all panels; default the 99th percentile of the largest
+            field (at least 1 px), so one outlier does not wash the rest out.
+
+    Returns:
+        (H, W * len(flows), 3) uint8 RGB.
+    """
+    import cv2
+
+    if len(flows) != len(names) or not flows:
+        raise ValueError(f'need one name per flow, got {len(flows)} flows and {len(names)} names')
+    if max_flow is None:
+        max_flow = max(1.0, max(float(f.float().norm(dim=0).flatten().quantile(0.99)) for f in flows))
+    h = flows[0].shape[-2]
+    scale = max(0.35, h / 450)
+    panels = []
+    for flow, name in zip(flows, names):
+        panel = np.ascontiguousarray(flow_to_color(flow, max_flow=max_flow))
+        cv2.putText(panel, name, (4, round(4 + 22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+                    max(1, round(2 * scale)))
+        panels.append(panel)
+    return np.concatenate(panels, axis=1)

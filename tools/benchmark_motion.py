@@ -15,7 +15,9 @@ For each motion, on the config's test videos (CocoVID) with a key frame every ``
 
 Motions: ``zero``; ``dis_ultrafast`` / ``dis_fast`` / ``dis_medium`` (at the config's flow size, ``resize_to_divisor``
 off); ``own`` (the Light Flow inside CHECKPOINT); any shipped Light Flow name or checkpoint path (loaded into the
-config's ``LightFlowMotion``). Writes DIR/motion_benchmark.md and DIR/motion_benchmark.png atomically.
+config's ``LightFlowMotion``). Writes DIR/motion_benchmark.md, DIR/motion_benchmark.png (in-box error by frames since
+the key) and DIR/motion_flows.png (frame | key | each motion's flow to the key, one colour scale per row, on the frame
+halfway between two keys of the first videos) atomically.
 """
 from __future__ import annotations
 
@@ -185,6 +187,34 @@ def markdown_table(rows: list[dict], interval: int, single: float | None) -> str
     return '\n'.join(lines) + '\n'
 
 
+def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, mean, std,
+               num_videos: int = 2):
+    """Rows of frame | key | each motion's colour flow (frame -> key, at the frame size, one colour scale per row) for
+    the frame ``interval // 2`` after the first key of each of the first ``num_videos`` videos: (H', W', 3) uint8."""
+    import numpy as np
+    import torch
+
+    from lightflow.io import read_image
+    from lightflow.viz import flow_panels
+    from lightflow.warp import resize_flow
+
+    rows = []
+    for video in sorted(videos)[:num_videos]:
+        frames = {int(image['frame_id']): image for image in videos[video]}
+        key_id = min(frames)
+        key_id -= key_id % interval
+        if key_id not in frames or key_id + interval // 2 not in frames:
+            continue
+        key, cur = (read_image(frames[i]['path']) for i in (key_id, key_id + interval // 2))
+        key_t, cur_t = ((torch.from_numpy(x).permute(2, 0, 1)[None].float() - mean) / std for x in (key, cur))
+        with torch.no_grad():
+            flows = [resize_flow(m(cur_t, key_t).float(), cur.shape[:2])[0] for m in motions]
+        rows.append(np.concatenate([cur, key, flow_panels(flows, labels)], axis=1))
+    if not rows:
+        raise ValueError('no video has a frame halfway between its first two keys')
+    return np.concatenate(rows, axis=0)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     """In-box error of the warped key by frames since the key, one line per motion."""
     import matplotlib
@@ -220,7 +250,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     from lightflow.data.video_pairs import read_cocovid
     from lightflow.engine.config import load_config
-    from lightflow.io import atomic_write
+    from lightflow.io import atomic_write, encode_png
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     motion_cfg = cfg.model.get('motion')
@@ -294,6 +324,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     with atomic_write(out_dir / 'motion_benchmark.md', 'w') as f:
         f.write(f'# Motion benchmark: {Path(args.config).name}\n\n{table}')
     plot(rows, out_dir / 'motion_benchmark.png')
+    strip = flow_strip(modules, [r['label'] for r in rows], videos, args.interval, mean, std)
+    with atomic_write(out_dir / 'motion_flows.png') as f:
+        f.write(encode_png(strip))
     return rows
 
 

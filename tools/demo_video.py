@@ -131,10 +131,9 @@ class FlowPanels:
     def __call__(self, img, size: tuple[int, int]) -> np.ndarray:
         """(H, 2W, 3) uint8: the two panels for the frame just predicted, ``img`` its (1, 3, h, w) detector input
         (white on a key frame)."""
-        import cv2
         import torch
 
-        from lightflow.viz import flow_to_color
+        from lightflow.viz import flow_panels
         from lightflow.warp import resize_flow
 
         h, w = size
@@ -144,15 +143,8 @@ class FlowPanels:
         else:
             with torch.no_grad():
                 flows = [resize_flow(m(img, self.key).float().cpu(), (h, w)) for m in (self.model.motion, self.dis)]
-        top = max(1.0, max(float(f.norm(dim=1).flatten().quantile(0.99)) for f in flows))
-        panels = []
-        for flow, name in zip(flows, (f'{type(self.model.motion).__name__}', 'DIS MEDIUM')):
-            panel = np.ascontiguousarray(flow_to_color(flow[0], max_flow=top))
-            scale = max(0.5, h / 450)  # readable after the composite is shrunk to 1920 px wide
-            cv2.putText(panel, f'{name} (to key)', (8, round(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
-                        max(1, round(2 * scale)))
-            panels.append(panel)
-        return np.concatenate(panels, axis=1)
+        return flow_panels([f[0] for f in flows], [f'{type(self.model.motion).__name__} (to key)',
+                                                   'DIS MEDIUM (to key)'])
 
 
 def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: float = 0.3, device: str = 'cpu',

@@ -140,6 +140,13 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
         assert 0.0 <= r['mAP'] <= 1.0 and r['boxes'] > 0 and r['ms'] > 0
     table = (tmp_path / 'B' / 'motion_benchmark.md').read_text()
     assert "Light Flow (checkpoint's own)" in table and 'Single-frame (interval 1) mAP@50' in table
+    # The flow picture: frame | key | zero | own | DIS per video; zero flow is white below its label, DIS is not.
+    from lightflow.io import read_image
+    strip = read_image(tmp_path / 'B' / 'motion_flows.png')
+    w = strip.shape[1] // 5
+    assert strip.shape[1] == 5 * w
+    white = [float((strip[:, i * w:(i + 1) * w] == 255).all(-1).mean()) for i in range(5)]
+    assert white[2] > 0.9 and white[4] < 0.5, white  # only the label is not white in the zero panel
     with pytest.raises(ValueError, match='--motions own: .* holds no Light Flow'):
         tool.main([str(config), str(single_ckpt), '--motions', 'own', *common])
     rows = tool.main([str(config), str(single_ckpt), '--motions', 'zero', '--out-dir', str(tmp_path / 'A'), *common])
