@@ -65,12 +65,14 @@ def flow_panels(flows: list[torch.Tensor], names: list[str], max_flow: float | N
         raise ValueError(f'need one name per flow, got {len(flows)} flows and {len(names)} names')
     if max_flow is None:
         max_flow = max(1.0, max(float(f.float().norm(dim=0).flatten().quantile(0.99)) for f in flows))
-    h = flows[0].shape[-2]
-    scale = max(0.35, h / 450)
+    h, w = flows[0].shape[-2:]
     panels = []
     for flow, name in zip(flows, names):
         panel = np.ascontiguousarray(flow_to_color(flow, max_flow=max_flow))
-        cv2.putText(panel, name, (4, round(4 + 22 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
+        scale = max(0.35, h / 450)
+        text_w = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+        scale *= min(1.0, (w - 8) / max(text_w, 1))  # the whole name fits the panel
+        cv2.putText(panel, name, (4, round(4 + 22 * max(scale, 0.35))), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0),
                     max(1, round(2 * scale)))
         panels.append(panel)
     return np.concatenate(panels, axis=1)

@@ -209,7 +209,8 @@ def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, me
         key_t, cur_t = ((torch.from_numpy(x).permute(2, 0, 1)[None].float() - mean) / std for x in (key, cur))
         with torch.no_grad():
             flows = [resize_flow(m(cur_t, key_t).float(), cur.shape[:2])[0] for m in motions]
-        rows.append(np.concatenate([cur, key, flow_panels(flows, labels)], axis=1))
+        names = [label.removeprefix('Light Flow ') for label in labels]
+        rows.append(np.concatenate([cur, key, flow_panels(flows, names)], axis=1))
     if not rows:
         raise ValueError('no video has a frame halfway between its first two keys')
     return np.concatenate(rows, axis=0)
