@@ -66,6 +66,22 @@ def test_configs_found():
         assert want in names
 
 
+def test_lead_c_config_differs_from_lead_b_in_the_averaging_flag_alone():
+    """The nearest/bilinear comparison of issue 14 means something only if the two runs differ in the flag alone; both
+    build their matched 128x128 generator (muted backgrounds, blur) as configured."""
+    from lightflow.engine.registry import DATASETS
+
+    near = Config.fromfile(str(CONFIG_DIR / 'lightflow_w0.5_1xb16-4k-ft_synthetic-128x128.py')).to_dict()
+    bil = Config.fromfile(str(CONFIG_DIR / 'lightflow_w0.5-bilinear_1xb16-4k-ft_synthetic-128x128.py')).to_dict()
+    assert bil['model'].pop('pred_upsample') == 'bilinear' and 'pred_upsample' not in near['model']
+    for cfg in (near, bil):
+        cfg.pop('_base_', None)
+    assert near == bil
+    dataset = DATASETS.build(near['train_dataloader']['dataset'])
+    gen = dataset.dataset.generator
+    assert (gen.size, gen.blur_prob, gen.background_contrast) == ((128, 128), 0.15, (0.25, 1.0))
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.stem)
 def test_config_builds_and_runs_every_mode(path):
     cfg = Config.fromfile(str(path))
