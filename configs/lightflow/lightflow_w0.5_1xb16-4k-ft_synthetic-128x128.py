@@ -6,7 +6,7 @@
 _base_ = [
     '_base_/models/lightflow.py',
     '_base_/datasets/synthetic_chairs.py',
-    '_base_/default_runtime.py',
+    '_base_/schedules/adam_4e-4_finetune.py',
 ]
 size = (128, 128)
 matched = dict(size=size, motion_scale=3.5, num_objects=(2, 8), object_radius=(0.05, 0.16),
@@ -20,20 +20,10 @@ train_dataloader = dict(
 val_dataloader = dict(batch_size=16, dataset=dict(dataset=dict(num_samples=256, seed=1000, **matched)))
 test_dataloader = val_dataloader
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.999), weight_decay=4e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 max_iters = 4000
 param_scheduler = [
     dict(type='LinearLR', by_epoch=False, start_factor=0.1, begin=0, end=200),
     dict(type='CosineAnnealingLR', by_epoch=False, T_max=max_iters - 1000, eta_min=1e-5, begin=1000, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=2, save_best='EPE', rule='less'))
-log_processor = dict(by_epoch=False, window_size=50)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=2))

@@ -6,7 +6,7 @@
 # stays general. Run it with tools/adapt_flow.py (sources on the command line) or tools/train_flow.py with
 # data_root=<a make_synthetic_vid.py output>. Checkpoints are chosen by the teacher EPE on held-out videos of the
 # adaptation set's own val split, never on the detector's val videos.
-_base_ = ['_base_/default_runtime.py']
+_base_ = ['_base_/schedules/adam_4e-4_finetune.py']
 data_root = 'data/synthvid_adapt/'
 size = (128, 128)
 cache_dir = 'teacher_cache'  # under data_root
@@ -39,20 +39,9 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='FlowMetric')
 test_evaluator = val_evaluator
 
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='Adam', lr=4e-4, betas=(0.9, 0.999), weight_decay=4e-5),
-    paramwise_cfg=dict(norm_decay_mult=0.0, bias_decay_mult=0.0))
 max_iters = 6000
 param_scheduler = [
     dict(type='LinearLR', by_epoch=False, start_factor=0.1, begin=0, end=200),
     dict(type='CosineAnnealingLR', by_epoch=False, T_max=max_iters - 1000, eta_min=1e-5, begin=1000, end=max_iters),
 ]
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-default_hooks = dict(
-    logger=dict(interval=50, log_metric_by_epoch=False),
-    checkpoint=dict(by_epoch=False, interval=500, max_keep_ckpts=3, save_best='EPE', rule='less'))
-log_processor = dict(by_epoch=False, window_size=50)
-env_cfg = dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo'))
