@@ -1,10 +1,12 @@
 """Batch augmentation of synthetic pairs on their device: photometric jitter and flips (the flow follows)."""
 from __future__ import annotations
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['photometric_augment', 'flip_flow_batch']
+__all__ = ['photometric_augment', 'draw_degradations', 'blur_frames', 'flip_flow_batch']
 
 _GREY = (0.299, 0.587, 0.114)
 
@@ -36,6 +38,36 @@ def photometric_augment(img1: Tensor, img2: Tensor, params: Tensor) -> tuple[Ten
                              for s in p[:, 5].tolist()])
         out.append((x + noise * p[:, 4, None, None, None]).clamp(0, 255))
     return out[0], out[1]
+
+
+def draw_degradations(rng: np.random.Generator, contrast: tuple[float, float], blur_prob: float,
+                      blur_length: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """One sample's background contrast factor and per-frame blur (2, 2): (length px, 0 = sharp; kind 0 horizontal,
+    1 vertical, 2 defocus), odd lengths in ``blur_length`` where there are any."""
+    c = float(rng.uniform(*contrast))
+    blur = np.zeros((2, 2))
+    lengths = np.arange(blur_length[0], blur_length[1] + 1)
+    lengths = lengths[lengths % 2 == 1] if (lengths % 2 == 1).any() else lengths
+    for f in range(2):
+        if rng.random() < blur_prob:
+            blur[f] = rng.choice(lengths), rng.integers(3)
+    return c, blur
+
+
+def blur_frames(img: Tensor, blur: np.ndarray) -> Tensor:
+    """Box-blur each frame of (N, 3, H, W) by its (length, kind) row of ``blur`` (N, 2); length 0 leaves it sharp.
+    Replicate padding, so the borders do not darken."""
+    out = []
+    for x, (length, kind) in zip(img, blur.tolist()):
+        length = int(length)
+        if length <= 1:
+            out.append(x)
+            continue
+        kh, kw = {0: (1, length), 1: (length, 1)}.get(int(kind), (length, length))
+        k = x.new_full((3, 1, kh, kw), 1.0 / (kh * kw))
+        xp = F.pad(x[None], (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2), mode='replicate')
+        out.append(F.conv2d(xp, k, groups=3)[0])
+    return torch.stack(out)
 
 
 def flip_flow_batch(img1: Tensor, img2: Tensor, flow: Tensor, valid: Tensor, horizontal: Tensor,

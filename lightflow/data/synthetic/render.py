@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .augment import photometric_augment
+from .augment import blur_frames, draw_degradations, photometric_augment
 from .shapes import VERTICES, polygon_vertices, similarity
 from .textures import photo_textures, procedural_textures
 
@@ -69,22 +69,6 @@ class _SampleParams(NamedTuple):
     depth: np.ndarray  # (L,) compositing order (0 = background, drawn first)
     photometric: np.ndarray  # (2, 6): per frame brightness, contrast, saturation, gamma, noise std, noise seed
     blur: np.ndarray  # (2, 2) per frame: box length px (0 = sharp), kind (0 horizontal, 1 vertical, 2 defocus)
-
-
-def _blur_frames(img: Tensor, blur: np.ndarray) -> Tensor:
-    """Box-blur each frame of (N, 3, H, W) by its (length, kind) row of ``blur`` (N, 2); length 0 leaves it sharp.
-    Replicate padding, so the borders do not darken."""
-    out = []
-    for x, (length, kind) in zip(img, blur.tolist()):
-        length = int(length)
-        if length <= 1:
-            out.append(x)
-            continue
-        kh, kw = {0: (1, length), 1: (length, 1)}.get(int(kind), (length, length))
-        k = x.new_full((3, 1, kh, kw), 1.0 / (kh * kw))
-        xp = F.pad(x[None], (kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2), mode='replicate')
-        out.append(F.conv2d(xp, k, groups=3)[0])
-    return torch.stack(out)
 
 
 class SyntheticFlowGenerator:
@@ -263,15 +247,9 @@ class SyntheticFlowGenerator:
         photometric = np.stack([frames[0], second])
 
         # Degradations from a stream of their own (see the class docstring).
-        extra = np.random.default_rng([self.seed, int(index), 1])
-        c = extra.uniform(*self.background_contrast)
+        c, blur = draw_degradations(np.random.default_rng([self.seed, int(index), 1]), self.background_contrast,
+                                    self.blur_prob, self.blur_length)
         gain[0], bias[0] = gain[0] * c, bias[0] * c + 128.0 * (1.0 - c)  # (tex * gain + bias) muted about grey
-        blur = np.zeros((2, 2))
-        lengths = np.arange(self.blur_length[0], self.blur_length[1] + 1)
-        lengths = lengths[lengths % 2 == 1] if (lengths % 2 == 1).any() else lengths
-        for f in range(2):
-            if extra.random() < self.blur_prob:
-                blur[f] = extra.choice(lengths), extra.integers(3)
         return _SampleParams(a1, motion, texture, gain, bias, tex_center, tex_radius, frame_radius, ellipse, shape,
                              angles, radii, present, depth, photometric, blur)
 
@@ -418,7 +396,7 @@ class SyntheticFlowGenerator:
         img1, img2 = frames[0].clamp(0, 255), frames[1].clamp(0, 255)
         if self.blur_prob > 0:
             blur = np.stack([p.blur for p in params])
-            img1, img2 = _blur_frames(img1, blur[:, 0]), _blur_frames(img2, blur[:, 1])
+            img1, img2 = blur_frames(img1, blur[:, 0]), blur_frames(img2, blur[:, 1])
         if augment:
             photo = torch.from_numpy(np.stack([p.photometric for p in params])).to(dev, dtype)
             img1, img2 = photometric_augment(img1, img2, photo)
