@@ -190,7 +190,8 @@ def markdown_table(rows: list[dict], interval: int, single: float | None) -> str
 def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, mean, std,
                num_videos: int = 2):
     """Rows of frame | key | each motion's colour flow (frame -> key, at the frame size, one colour scale per row) for
-    the frame ``interval // 2`` after the first key of each of the first ``num_videos`` videos: (H', W', 3) uint8."""
+    the frame ``interval // 2`` after the first key of each of the first ``num_videos`` videos: (H', W', 3) uint8;
+    None when no such video has that frame (videos shorter than half an interval)."""
     import numpy as np
     import torch
 
@@ -198,6 +199,7 @@ def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, me
     from lightflow.viz import flow_panels
     from lightflow.warp import resize_flow
 
+    names = [label.removeprefix('Light Flow ') for label in labels]
     rows = []
     for video in sorted(videos)[:num_videos]:
         frames = {int(image['frame_id']): image for image in videos[video]}
@@ -209,11 +211,8 @@ def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, me
         key_t, cur_t = ((torch.from_numpy(x).permute(2, 0, 1)[None].float() - mean) / std for x in (key, cur))
         with torch.no_grad():
             flows = [resize_flow(m(cur_t, key_t).float(), cur.shape[:2])[0] for m in motions]
-        names = [label.removeprefix('Light Flow ') for label in labels]
         rows.append(np.concatenate([cur, key, flow_panels(flows, names)], axis=1))
-    if not rows:
-        raise ValueError('no video has a frame halfway between its first two keys')
-    return np.concatenate(rows, axis=0)
+    return np.concatenate(rows, axis=0) if rows else None
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -326,8 +325,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         f.write(f'# Motion benchmark: {Path(args.config).name}\n\n{table}')
     plot(rows, out_dir / 'motion_benchmark.png')
     strip = flow_strip(modules, [r['label'] for r in rows], videos, args.interval, mean, std)
-    with atomic_write(out_dir / 'motion_flows.png') as f:
-        f.write(encode_png(strip))
+    if strip is None:
+        print(f'no motion_flows.png: the first videos have no frame {args.interval // 2} after a key', file=sys.stderr)
+    else:
+        with atomic_write(out_dir / 'motion_flows.png') as f:
+            f.write(encode_png(strip))
     return rows
 
 

@@ -176,13 +176,11 @@ class LightFlow(nn.Module):
 
         # Multi-resolution averaging (§3.1): upsample every prediction to 1/4 and average; the same output is trained
         # and used at test time, ~10 % lower EPE than FlowNet's multi-loss scheme.
-        size = preds[-1].shape[-2:]
+        size, mode = preds[-1].shape[-2:], self.config.pred_upsample
+        align = None if mode == 'nearest' else False  # nearest takes no align_corners
         out = preds[-1]
         for p in preds[:-1]:
-            if self.config.pred_upsample == 'nearest':
-                out = out + F.interpolate(p, size=size, mode='nearest')
-            else:
-                out = out + F.interpolate(p, size=size, mode='bilinear', align_corners=False)
+            out = out + F.interpolate(p, size=size, mode=mode, align_corners=align)
         return out / len(preds)
 
 

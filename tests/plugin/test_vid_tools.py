@@ -147,6 +147,10 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
     assert strip.shape[1] == 5 * w
     white = [float((strip[:, i * w:(i + 1) * w] == 255).all(-1).mean()) for i in range(5)]
     assert white[2] > 0.9 and white[4] < 0.5, white  # only the label is not white in the zero panel
+    # Videos shorter than half an interval have no frame to draw: the tables are still written, the picture skipped.
+    tool.main([str(config), '--motions', 'zero', '--max-videos', '1', '--out-dir', str(tmp_path / 'C'), *common,
+               '--interval', '1000'])
+    assert (tmp_path / 'C' / 'motion_benchmark.md').is_file() and not (tmp_path / 'C' / 'motion_flows.png').exists()
     with pytest.raises(ValueError, match='--motions own: .* holds no Light Flow'):
         tool.main([str(config), str(single_ckpt), '--motions', 'own', *common])
     rows = tool.main([str(config), str(single_ckpt), '--motions', 'zero', '--out-dir', str(tmp_path / 'A'), *common])

@@ -2,7 +2,7 @@
 
 - :mod:`.render`: :class:`SyntheticFlowGenerator`, the batched renderer of Chairs-like pairs with exact flow, and
   :class:`SyntheticBatch`;
-- :mod:`.augment`: :func:`photometric_augment` and :func:`flip_flow_batch`, on the batch's device;
+- :mod:`.augment`: :func:`photometric_augment`, :func:`blur_frames` and :func:`flip_flow_batch`, on the batch's device;
 - :mod:`.datasets`: :class:`SyntheticChairs`, :class:`SyntheticIndices` and :func:`export_chairs_layout`;
 - :mod:`.textures`, :mod:`.shapes`, :mod:`.photos`: the texture bank, the object outlines and the one loader of
   scikit-image's photographs (shared with the video-detection set);

@@ -1,4 +1,5 @@
-"""Batch augmentation of synthetic pairs on their device: photometric jitter and flips (the flow follows)."""
+"""Batch augmentation of synthetic pairs on their device: photometric jitter, whole-frame blur (the flow stays the
+sharp scene's) and flips (the flow follows)."""
 from __future__ import annotations
 
 import numpy as np

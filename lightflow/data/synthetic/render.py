@@ -97,8 +97,7 @@ class SyntheticFlowGenerator:
             defocus box), independently per frame; the flow is that of the sharp scene.
         blur_length: (min, max) blur length in px (odd lengths in between are drawn).
 
-    The last three draw from their own stream of ``(seed, index)``, so at their defaults every other draw, and so
-    every existing sample, stays as it was.
+    The last three draw from their own stream of ``(seed, index)``: at their defaults every sample is as before.
     """
 
     def __init__(self, size: tuple[int, int] = (384, 512), num_objects: tuple[int, int] = (5, 12),
@@ -128,11 +127,13 @@ class SyntheticFlowGenerator:
             raise ValueError(f'texture_size must be an int >= 16, got {texture_size}')
         if render not in ('auto', 'window', 'full'):
             raise ValueError(f"render must be 'auto', 'window' or 'full', got {render!r}")
-        if len(background_contrast) != 2 or not 0 <= background_contrast[0] <= background_contrast[1]:
+        if not isinstance(background_contrast, (tuple, list)) or len(background_contrast) != 2 \
+                or not 0 <= background_contrast[0] <= background_contrast[1]:
             raise ValueError(f'background_contrast must be (min, max) with 0 <= min <= max, got {background_contrast}')
         if not 0 <= blur_prob <= 1:
             raise ValueError(f'blur_prob must be in [0, 1], got {blur_prob}')
-        if len(blur_length) != 2 or not 1 <= int(blur_length[0]) <= int(blur_length[1]):
+        if not isinstance(blur_length, (tuple, list)) or len(blur_length) != 2 \
+                or not 1 <= int(blur_length[0]) <= int(blur_length[1]):
             raise ValueError(f'blur_length must be (min, max) px with 1 <= min <= max, got {blur_length}')
         self.size, self.seed = size, int(seed)
         self.num_objects, self.motion_scale, self.photo_prob = (int(num_objects[0]), int(num_objects[1])), \
@@ -245,7 +246,6 @@ class SyntheticFlowGenerator:
         if rng.random() >= 0.2:
             second[:5] = frames[0][:5]
         photometric = np.stack([frames[0], second])
-
         # Degradations from a stream of their own (see the class docstring).
         c, blur = draw_degradations(np.random.default_rng([self.seed, int(index), 1]), self.background_contrast,
                                     self.blur_prob, self.blur_length)
