@@ -1,10 +1,10 @@
-"""Flow quality on real image pairs: the shared GT pairs, OpenCV DIS and zero-flow baselines, a photometric check.
+"""Flow quality on real image pairs: the shared GT pairs and videos, EPE tables, a photometric check.
 
 Pure torch + numpy + cv2 (no mmengine), so it serves tests, ``tools/eval_real_flow.py`` and notebooks alike.
 
 * :func:`shared_real_pairs` — the six real pairs with GT in ``../shared/data`` (5 Flying Chairs, RubberWhale).
-* :func:`dis_flow` / :func:`zero_flow` — the references a learned model must beat: OpenCV's DIS (Kroeger et al., ECCV
-  2016) at its three presets, and predicting no motion (its EPE is the mean GT magnitude).
+* :func:`model_flow` — a Light Flow as a flow method beside the references of :mod:`lightflow.baseline_flow`
+  (``zero_flow``, ``dis_flow``) that a learned model must beat.
 * :func:`epe_table` — per-pair EPE of several methods and their mean *over pairs* (see its docstring).
 * :func:`warp_error` / :func:`video_frame_pairs` — a GT-free check on real video: how well the frame-2 pixels the flow
   points at reproduce frame 1.
@@ -18,27 +18,26 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .frames import iter_frames
 from .inference import to_image_batch
 from .io import read_flo, read_image
 from .metrics import flow_metric_sums
 from .warp import flow_warp
 
-__all__ = ['FlowPair', 'FramePair', 'shared_real_pairs', 'video_frame_pairs', 'zero_flow', 'dis_flow', 'model_flow',
-           'epe_table', 'warp_error', 'DIS_PRESETS', 'CHAIRS_STEMS', 'VIDEO_SOURCES']
+__all__ = ['FlowPair', 'FramePair', 'shared_real_pairs', 'video_frame_pairs', 'model_flow', 'epe_table', 'warp_error',
+           'CHAIRS_STEMS', 'VIDEO_SOURCES']
 
 FlowMethod = Callable[[np.ndarray, np.ndarray], Tensor]
 
-DIS_PRESETS = ('ultrafast', 'fast', 'medium')
 CHAIRS_STEMS = ('00001', '00002', '00003', '00004', '00005')
 # Video sources under DATA/video, in reporting order: a folder of frames (sorted by name) or a video file.
 VIDEO_SOURCES = ('ILSVRC2015_val_00007010', 'MOT17-05-FRCNN/img1', 'demo.mp4')
-_IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.ppm', '.bmp'}
 
 
 class FlowPair(NamedTuple):
@@ -104,28 +103,6 @@ def _downscale(img: np.ndarray, max_side: int | None) -> np.ndarray:
     return np.ascontiguousarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA))
 
 
-def _rgb(frame: np.ndarray, where: str) -> np.ndarray:
-    frame = np.asarray(frame)
-    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] not in (3, 4):
-        raise ValueError(f'{where}: expected a uint8 RGB(A) frame, got {frame.dtype} {frame.shape}')
-    return np.ascontiguousarray(frame[..., :3])
-
-
-def _video_frames(source: Path) -> Iterator[np.ndarray]:
-    if source.is_dir():
-        frames = sorted(f for f in source.iterdir() if f.suffix.lower() in _IMAGE_EXTS)
-        yield from (read_image(f) for f in frames)
-        return
-    import imageio.v3 as iio
-
-    try:
-        for i, frame in enumerate(iio.imiter(source)):
-            yield _rgb(frame, f'{source} frame {i}')
-    except (OSError, RuntimeError) as e:
-        detail = str(e).splitlines()[0] if str(e) else ''
-        raise ValueError(f'{source}: cannot decode video ({type(e).__name__}: {detail})') from None
-
-
 def video_frame_pairs(data_root: str | os.PathLike, max_side: int | None = None, max_pairs: int | None = None,
                       sources: Sequence[str] = VIDEO_SOURCES) -> list[FramePair]:
     """Consecutive frame pairs of the shared videos (no GT): ImageNet VID jets (16 frames, 1280x720), MOT17-05 (6
@@ -149,7 +126,7 @@ def video_frame_pairs(data_root: str | os.PathLike, max_side: int | None = None,
         path = _require(root / source)
         video = source.split('/')[0].removesuffix('.mp4')
         prev = None
-        for i, frame in enumerate(_video_frames(path)):
+        for i, frame in enumerate(iter_frames(path)):
             if max_pairs is not None and i > max_pairs:
                 break
             frame = _downscale(frame, max_side)
@@ -157,45 +134,6 @@ def video_frame_pairs(data_root: str | os.PathLike, max_side: int | None = None,
                 pairs.append(FramePair(f'{video}/{i - 1:03d}', prev, frame))
             prev = frame
     return pairs
-
-
-def zero_flow(img1: np.ndarray, img2: np.ndarray) -> Tensor:
-    """The no-motion baseline: (2, H, W) zeros. Its EPE is the mean GT magnitude."""
-    h, w = img1.shape[-2:] if isinstance(img1, Tensor) else np.shape(img1)[:2]
-    return torch.zeros(2, h, w)
-
-
-def _gray(img: np.ndarray | Tensor) -> np.ndarray:
-    import cv2
-
-    if isinstance(img, Tensor):
-        img = to_image_batch(img)[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    img = np.asarray(img)
-    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f'expected a uint8 RGB image (H, W, 3), got {img.dtype} {img.shape}')
-    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-
-
-def dis_flow(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, preset: str = 'fast') -> Tensor:
-    """OpenCV DIS optical flow (``cv2.DISOpticalFlow``, default parameters of ``preset``) on the grey images.
-
-    Args:
-        img1, img2: uint8 RGB (H, W, 3) arrays (or (3, H, W) 0..255 tensors).
-        preset: ``'ultrafast'``, ``'fast'`` or ``'medium'``.
-
-    Returns:
-        float32 (2, H, W) flow in pixels, ``img1[y, x] ~ img2[y + v, x + u]``.
-    """
-    import cv2
-
-    if preset not in DIS_PRESETS:
-        raise ValueError(f'preset must be one of {DIS_PRESETS}, got {preset!r}')
-    gray1, gray2 = _gray(img1), _gray(img2)
-    if gray1.shape != gray2.shape:
-        raise ValueError(f'both images must have the same size, got {gray1.shape} and {gray2.shape}')
-    dis = cv2.DISOpticalFlow_create(getattr(cv2, f'DISOPTICAL_FLOW_PRESET_{preset.upper()}'))
-    flow = dis.calc(gray1, gray2, None)  # (H, W, 2)
-    return torch.from_numpy(flow).permute(2, 0, 1).contiguous()
 
 
 def model_flow(model: torch.nn.Module) -> FlowMethod:

@@ -1,4 +1,6 @@
-"""Optical-flow file formats: Middlebury ``.flo``, KITTI 16-bit PNG, image reading / PNG encoding, atomic writes."""
+"""Optical-flow file formats: Middlebury ``.flo``, KITTI 16-bit PNG, image reading / PNG encoding, atomic writes.
+
+Frame conversion and the extension lists live in :mod:`lightflow.frames`."""
 from __future__ import annotations
 
 import contextlib
@@ -9,8 +11,11 @@ from typing import Iterator
 
 import numpy as np
 
+# to_uint8 is imported for lightflow.inference, which still imports it from here; its home is lightflow.frames.
+from .frames import to_rgb, to_uint8  # noqa: F401
+
 __all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'encode_png', 'atomic_write',
-           'to_uint8', 'UNKNOWN_FLOW_THRESH', 'KITTI_MAX_FLOW']
+           'UNKNOWN_FLOW_THRESH', 'KITTI_MAX_FLOW']
 
 _FLO_MAGIC = b'PIEH'  # float32 202021.25 read as bytes
 # Middlebury marks unknown flow with 1e9; anything this large is invalid.
@@ -137,7 +142,8 @@ def write_kitti_flow(path: str | os.PathLike, flow: np.ndarray, valid: np.ndarra
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as uint8 RGB (H, W, 3). Grey images are replicated to 3 channels, RGBA drops alpha."""
+    """Read an image as uint8 RGB (H, W, 3) (:func:`lightflow.frames.to_rgb`: grey replicated, RGBA drops alpha,
+    16-bit scaled to 0..255)."""
     import imageio.v3 as iio
 
     path = Path(path)
@@ -147,26 +153,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         img = np.asarray(iio.imread(path))
     except Exception as e:  # imageio raises many types for undecodable files
         raise ValueError(f'{path}: cannot decode image ({type(e).__name__}: {e})') from None
-    img = to_uint8(img, str(path))
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    elif img.ndim == 3 and img.shape[2] == 4:
-        img = img[..., :3]
-    elif img.ndim == 3 and img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    if img.ndim != 3 or img.shape[2] != 3:
-        raise ValueError(f'{path}: expected an RGB, grey or RGBA image, got shape {img.shape}')
-    return np.ascontiguousarray(img)
-
-
-def to_uint8(img: np.ndarray, where: str) -> np.ndarray:
-    """uint8 images as they are, 16-bit ones scaled to 0..255 (top 8 bits); ``ValueError`` naming ``where`` and the
-    dtype for any other integer or bool type (its range is ambiguous)."""
-    if img.dtype == np.uint8:
-        return img
-    if img.dtype == np.uint16:
-        return (img >> 8).astype(np.uint8)
-    raise ValueError(f'{where}: unsupported image dtype {img.dtype}; give uint8 or uint16 (or float RGB in 0..255)')
+    return to_rgb(img, str(path))
 
 
 def encode_png(img: np.ndarray) -> bytes:

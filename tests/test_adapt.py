@@ -84,7 +84,7 @@ def test_sources_without_pairs_or_frames_are_refused(tmp_path):
     assert len(frames) == 3 and frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
     broken = tmp_path / 'broken.mp4'
     broken.write_text('not a video')
-    with pytest.raises(ValueError, match='broken.mp4: cannot decode video'):
+    with pytest.raises(ValueError, match='broken.mp4: cannot read as a video'):
         list_video_frames([broken])
     text = tmp_path / 'notes.txt'
     text.write_text('x')

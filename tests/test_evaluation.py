@@ -15,8 +15,8 @@ import torch
 
 import lightflow
 from lightflow import read_flo
-from lightflow.evaluation import (FlowPair, dis_flow, epe_table, shared_real_pairs, video_frame_pairs, warp_error,
-                                  zero_flow)
+from lightflow.baseline_flow import dis_flow, zero_flow
+from lightflow.evaluation import FlowPair, epe_table, shared_real_pairs, video_frame_pairs, warp_error
 from lightflow.io import read_image
 from lightflow.metrics import valid_flow_mask
 

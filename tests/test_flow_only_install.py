@@ -26,6 +26,7 @@ sys.meta_path.insert(0, _Blocker())
 import imageio.v3 as iio
 import lightflow, lightflow.checkpoint, lightflow.data, lightflow.inference, lightflow.losses, lightflow.io
 import lightflow.evaluation, lightflow.metrics, lightflow.pretrained, lightflow.viz, lightflow.warp
+import lightflow.frames, lightflow.baseline_flow, lightflow.data.video_pairs
 
 out = sys.argv[1]
 img1, img2, _, _ = lightflow.data.SyntheticChairs(1, size=(64, 96), seed=5).read_raw(0)

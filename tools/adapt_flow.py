@@ -85,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     from lightflow.engine.config import train_from_cfg
 
     list_video_frames(args.sources)  # refuse sources without usable pairs before the Runner starts
-    train_from_cfg(adaptation_config(args), resume='auto' if args.resume else None)
+    train_from_cfg(adaptation_config(args), resume='auto' if args.resume else None,
+                   input_names={'model.pretrained': '--pretrained'})  # refuses a --pretrained the run would overwrite
 
 
 if __name__ == '__main__':

@@ -32,10 +32,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from lightflow.baseline_flow import DIS_PRESETS, create_dis
 from lightflow.cli import ArgumentParser, image_size, positive_int, run_main
 
 MODEL_NAMES = ('lightflow_w1_0', 'lightflow_w0_75', 'lightflow_w0_5', 'flownets')
-DIS_PRESETS = ('ULTRAFAST', 'FAST', 'MEDIUM')
 VID_CONFIG = (Path(__file__).resolve().parents[1] / 'configs' / 'vid'
               / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py')
 SHARED = Path(__file__).resolve().parents[2] / 'shared' / 'data'
@@ -165,7 +165,7 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
     if not args.no_dis:
         grey = [cv2.cvtColor(i, cv2.COLOR_RGB2GRAY) for i in grey_src]
         for preset in DIS_PRESETS:
-            dis = cv2.DISOpticalFlow_create(getattr(cv2, f'DISOPTICAL_FLOW_PRESET_{preset}'))
+            dis = create_dis(preset)
             paths[('dis', preset)] = lambda dis=dis: dis.calc(grey[0], grey[1], None)
     gemm = [gemm_gflops(args.gemm_size)]
     med = timed_rounds({f'{k[0]}/{k[1]}': v for k, v in paths.items()}, args, f'{threads}T {h}x{w}', gemm)
@@ -185,7 +185,7 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
         cells.append('-' if math.isnan(diff) else f'{diff:.1e}')
         lines.append('| ' + ' | '.join(cells) + ' |')
     if not args.no_dis:
-        lines.append('| OpenCV DIS ' + ' / '.join(DIS_PRESETS).lower() + ' | | ' +
+        lines.append('| OpenCV DIS ' + ' / '.join(DIS_PRESETS) + ' | | ' +
                      ' / '.join(f'{med[f"dis/{p}"]:.2f}' for p in DIS_PRESETS) + ' |' + ' |' * (len(cols) + 1))
     print('\n'.join(lines), file=sys.stderr)
     return '\n'.join(lines) + '\n'

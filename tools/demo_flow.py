@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
-import math
 import os
 import sys
 from pathlib import Path
@@ -24,9 +23,7 @@ from typing import Iterator
 import numpy as np
 
 from lightflow.cli import ArgumentParser, check_device, check_output_dir, positive_float, positive_int, run_main
-
-IMAGE_EXTS = {'.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp'}
-VIDEO_EXTS = {'.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.gif'}
+from lightflow.frames import IMAGE_EXTS, VIDEO_EXTS, FrameStream, iter_frames, list_image_files
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -76,47 +73,6 @@ def load_model(source: str, width: float | None, device: str):
     return model
 
 
-def _to_rgb(frame: np.ndarray, where: str) -> np.ndarray:
-    """Video/array frame -> uint8 RGB (H, W, 3): grey replicated, alpha dropped."""
-    from lightflow.io import to_uint8
-
-    frame = to_uint8(np.asarray(frame), where)
-    if frame.ndim == 2:
-        frame = np.repeat(frame[..., None], 3, axis=2)
-    elif frame.ndim == 3 and frame.shape[2] in (1, 4):
-        frame = np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame[..., :3]
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f'{where}: expected an RGB, grey or RGBA frame, got shape {frame.shape}')
-    return np.ascontiguousarray(frame)
-
-
-def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    import imageio.v3 as iio
-
-    count = 0
-    try:
-        for count, frame in enumerate(iio.imiter(path), start=1):
-            yield f'{path.stem}_{count - 1:06d}', _to_rgb(frame, f'{path} frame {count - 1}')
-    except (OSError, RuntimeError, StopIteration) as e:
-        if count == 0:
-            detail = str(e).splitlines()[0] if str(e) else ''
-            raise ValueError(f'{path}: cannot read video ({type(e).__name__}: {detail})') from None
-        raise ValueError(f'{path}: video decoding failed after {count} frames ({type(e).__name__})') from None
-    if count == 0:
-        raise ValueError(f'{path}: the video yielded no frames')
-
-
-def _video_length(path: Path) -> int | None:
-    import imageio.v3 as iio
-
-    with contextlib.suppress(Exception):
-        meta = iio.immeta(path)
-        n = meta.get('duration', math.inf) * meta.get('fps', math.inf)
-        if math.isfinite(n):
-            return int(round(n))
-    return None
-
-
 def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
     """Classify INPUT...: ('pair', [a, b]), ('folder', sorted frames) or ('video', [file])."""
     paths = [Path(p) for p in inputs]
@@ -124,9 +80,9 @@ def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
         if not p.exists():
             raise FileNotFoundError(f'{p}: no such file or folder')
     if len(paths) == 1 and paths[0].is_dir():
-        frames = sorted(f for f in paths[0].iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+        frames = list_image_files(paths[0])
         if len(frames) < 2:
-            raise ValueError(f'{paths[0]}: needs at least 2 image frames ({sorted(IMAGE_EXTS)}), found {len(frames)}')
+            raise ValueError(f'{paths[0]}: needs at least 2 image frames ({" ".join(IMAGE_EXTS)}), found {len(frames)}')
         return 'folder', frames
     if len(paths) == 1 and paths[0].suffix.lower() in VIDEO_EXTS:
         return 'video', paths
@@ -167,11 +123,17 @@ def check_outputs(kind: str, paths: list[Path], out: Path, force: bool = False) 
                          '--force or another folder')
 
 
-def _frames(kind: str, paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
+def _frames(kind: str, paths: list[Path], stream: FrameStream | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """``(output stem, uint8 RGB frame)`` in order: a video's frames (``stream``, opened here when None) are named
+    ``<stem>_000000``, ..."""
     from lightflow.io import read_image
 
     if kind == 'video':
-        yield from _video_frames(paths[0])
+        count = 0
+        for count, frame in enumerate(stream or iter_frames(paths[0]), start=1):
+            yield f'{paths[0].stem}_{count - 1:06d}', frame
+        if count == 0:
+            raise ValueError(f'{paths[0]}: the video yielded no frames')
     else:
         for p, name in zip(paths, frame_names(paths)):
             yield name, read_image(p)
@@ -195,10 +157,10 @@ def run(args: argparse.Namespace) -> list[Path]:
     device = check_device(args.device) or ('cuda' if torch.cuda.is_available() else 'cpu')
     kind, paths = collect_inputs(args.inputs)
     check_outputs(kind, paths, out, args.force)
+    stream = iter_frames(paths[0]) if kind == 'video' else None  # an unreadable video fails before the model loads
     model = load_model(args.model, args.width, device)
     out.mkdir(parents=True, exist_ok=True)
-    total = len(paths) - 1 if kind != 'video' else (lambda n: None if n is None else max(n - 1, 0))(
-        _video_length(paths[0]))
+    total = len(paths) - 1 if stream is None else None if stream.length is None else max(stream.length - 1, 0)
     if args.max_pairs is not None:
         total = args.max_pairs if total is None else min(total, args.max_pairs)
 
@@ -206,7 +168,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     try:
         prev = None
         with torch.inference_mode(), tqdm(total=total, unit='pair', desc='flow', disable=None) as bar:
-            for name, frame in _frames(kind, paths):
+            for name, frame in _frames(kind, paths, stream):
                 if prev is not None:
                     prev_name, prev_frame = prev
                     if prev_frame.shape != frame.shape:
@@ -222,9 +184,8 @@ def run(args: argparse.Namespace) -> list[Path]:
                     if kind == 'video':
                         if writer is None:
                             import imageio.v2 as iio2
-                            import imageio.v3 as iio
 
-                            fps = float(iio.immeta(paths[0]).get('fps', 10.0))
+                            fps = stream.fps or 10.0
                             final_video = out / f'{paths[0].stem}_flow.mp4'
                             tmp_video = out / f'.{final_video.stem}.tmp.mp4'
                             # macro_block_size=2: keep the size (x264 only needs even dimensions).

@@ -25,43 +25,7 @@ import numpy as np
 
 from lightflow.cli import (ArgumentParser, check_device, check_not_an_input, load_fitting_checkpoint, positive_float,
                            positive_int, run_main)
-
-IMAGE_SUFFIXES = {'.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.tif', '.tiff', '.webp'}
-# Containers that take the H.264 stream the demo writes.
-VIDEO_SUFFIXES = ('.mp4', '.mkv', '.mov', '.avi')
-
-
-def open_frames(path: str | os.PathLike) -> tuple[Iterator[np.ndarray], float | None, int | None]:
-    """Stream RGB frames (H, W, 3) uint8 from a video file or a folder of images.
-
-    Returns:
-        (frame iterator, fps or None, number of frames: exact for folders, estimated for files, or None)
-    """
-    import imageio.v3 as iio
-
-    path = Path(path)
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-        def read() -> Iterator[np.ndarray]:
-            for f in files:
-                img = iio.imread(f)
-                if img.ndim == 2:
-                    img = np.repeat(img[..., None], 3, axis=2)
-                yield np.ascontiguousarray(img[..., :3])
-        return read(), None, len(files)
-    if not path.is_file():
-        raise FileNotFoundError(f'{path}: no such video file or frame folder')
-    try:
-        meta = iio.immeta(path)
-    except Exception as err:  # imageio raises several types for unreadable files
-        # ffmpeg's message starts with its whole version banner; its last line says what was wrong.
-        reason = next((line.strip() for line in reversed(str(err).splitlines()) if line.strip()), type(err).__name__)
-        raise ValueError(f'{path}: cannot read as a video ({reason[:160]})') from None
-    fps = meta.get('fps')
-    duration = meta.get('duration')
-    estimate = int(round(duration * fps)) if fps and duration else None
-    return (np.ascontiguousarray(f[..., :3]) for f in iio.imiter(path)), fps, estimate
+from lightflow.frames import WRITABLE_VIDEO_EXTS, iter_frames
 
 
 def _build_pipeline(cfg):
@@ -156,7 +120,8 @@ def run_demo(config: str, checkpoint: str, video: str, out: str, score_thr: floa
     from mmengine.dataset import pseudo_collate
     from tqdm import tqdm
 
-    frames, video_fps, length = open_frames(video)
+    stream = iter_frames(video)
+    frames, video_fps, length = iter(stream), stream.fps, stream.length
     try:
         first = next(frames)
     except StopIteration:
@@ -298,7 +263,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint')
     parser.add_argument('video', help='video file or folder of frames')
-    parser.add_argument('--out', required=True, help=f'output video: {", ".join(VIDEO_SUFFIXES)} (H.264)')
+    parser.add_argument('--out', required=True, help=f'output video: {", ".join(WRITABLE_VIDEO_EXTS)} (H.264)')
     parser.add_argument('--score-thr', type=float, default=0.3)
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--key-frame-interval', type=positive_int, default=None,
@@ -321,8 +286,8 @@ def main(argv: list[str] | None = None) -> dict:
     check_not_an_input([args.out], dict(video=args.video, config=args.config, checkpoint=args.checkpoint), '--out')
     if out.is_dir():
         raise ValueError(f'--out {args.out}: is a folder; give the .mp4 file to write')
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise ValueError(f'--out {args.out}: not a video file name; end it in one of {", ".join(VIDEO_SUFFIXES)}')
+    if out.suffix.lower() not in WRITABLE_VIDEO_EXTS:
+        raise ValueError(f'--out {args.out}: not a video file name; end it in one of {", ".join(WRITABLE_VIDEO_EXTS)}')
     parent = next(p for p in out.parents if p.exists())
     if not parent.is_dir():
         raise ValueError(f'--out {args.out}: {parent} is a file, not a folder')

@@ -105,10 +105,10 @@ def load_model(source: str):
 
 
 def baseline_methods() -> dict[str, Callable]:
-    from lightflow.evaluation import dis_flow, zero_flow
+    from lightflow.baseline_flow import DIS_PRESETS, dis_flow, zero_flow
 
     methods = {'zero flow': zero_flow}
-    for preset in ('ultrafast', 'fast', 'medium'):
+    for preset in DIS_PRESETS:
         methods[f'DIS {preset}'] = lambda a, b, preset=preset: dis_flow(a, b, preset)
     return methods
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -17,19 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation import _IMAGE_EXTS, _video_frames, dis_flow
+from ..baseline_flow import dis_flow
+from ..frames import VIDEO_EXTS, iter_frames, list_image_files
 from ..io import atomic_write, read_image
 from ..warp import flow_warp, resize_flow
 from .transforms import ToTensor
 
-__all__ = ['VideoPairs', 'list_video_frames', 'read_cocovid', 'consistent_teacher_flow', 'resize_frame', 'VIDEO_EXTS']
+__all__ = ['VideoPairs', 'list_video_frames', 'read_cocovid', 'consistent_teacher_flow', 'resize_frame']
 
-VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 Frames = list  # one video: frame paths (or decoded uint8 RGB arrays) in time order
-
-
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in _IMAGE_EXTS)
 
 
 def read_cocovid(path: str | os.PathLike, img_root: str | os.PathLike | None = None
@@ -85,11 +83,11 @@ def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.P
         if path.is_file() and path.suffix.lower() == '.json':
             found = {f'{path.stem}/{k}': [im['path'] for im in v] for k, v in read_cocovid(path, img_root)[0].items()}
         elif path.is_file() and path.suffix.lower() in VIDEO_EXTS:
-            found = {path.stem: list(_video_frames(path))}  # decoded into memory
+            found = {path.stem: list(iter_frames(path))}  # decoded into memory
         elif path.is_dir():
-            frames = _images_in(path)
+            frames = list_image_files(path)
             found = {path.name: frames} if frames else {
-                f'{path.name}/{d.name}': _images_in(d) for d in sorted(path.iterdir()) if d.is_dir()}
+                f'{path.name}/{d.name}': list_image_files(d) for d in sorted(path.iterdir()) if d.is_dir()}
         else:
             raise ValueError(f'adaptation source {path}: expected a CocoVID .json, a video file '
                              f'({", ".join(VIDEO_EXTS)}) or a folder of frames')
@@ -136,7 +134,9 @@ class VideoPairs(torch.utils.data.Dataset):
     Pair ``i`` is fixed by ``(seed, i)``: per video ``pairs_per_video`` distinct pairs ``(t, t -/+ g)``, ``g`` in
     ``1..max_gap``, the backward direction (``t -> t - g``, what the detector asks for) with probability
     ``1 - reverse_prob``. The teacher runs once per pair at the frames' full resolution and is cached in
-    ``cache_dir`` (npz, written atomically) at the flow size, so later epochs and runs read it.
+    ``cache_dir`` (npz, written atomically) at the flow size, so later epochs and runs read it. The cache key holds
+    the source's path and a digest of both frames' pixels besides the pair, size and preset: a regenerated set or
+    another source with the same video names never reads flows of other frames (issue 22).
 
     Args:
         sources: see :func:`list_video_frames`.
@@ -166,7 +166,12 @@ class VideoPairs(torch.utils.data.Dataset):
         if len(size) != 2 or min(size) < 8:
             raise ValueError(f'size must be (h, w) >= 8, got {size}')
         self.size, self.preset, self.min_valid = (int(size[0]), int(size[1])), preset, float(min_valid)
-        self.videos = list_video_frames(sources, img_root)
+        self.videos: dict[str, Frames] = {}
+        self.sources: dict[str, Path] = {}  # video name -> its source (part of the teacher cache key)
+        for source in sources:
+            found = list_video_frames([source], img_root)
+            self.videos.update(found)
+            self.sources.update(dict.fromkeys(found, Path(source).resolve()))
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.transforms = ToTensor() if transforms is None else transforms
         self.pairs: list[tuple[str, int, int]] = []
@@ -200,16 +205,37 @@ class VideoPairs(torch.utils.data.Dataset):
             raise FileNotFoundError(f'video {video}: frame {index} {frame} does not exist')
         return read_image(frame)
 
+    def _cache_file(self, index: int, frame1: np.ndarray, frame2: np.ndarray) -> Path:
+        """Where pair ``index``'s teacher is cached: keyed by source, pair, size, preset and both frames' pixels."""
+        video, t, s = self.pairs[index]
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(f'{self.sources[video]}|{video}|{t}|{s}|{self.size}|{self.preset}|{frame1.shape}'.encode())
+        digest.update(np.ascontiguousarray(frame1).data)
+        digest.update(np.ascontiguousarray(frame2).data)
+        key = digest.hexdigest()
+        return self.cache_dir / key[:2] / f'{key}.npz'
+
+    def _read_cache(self, cache: Path) -> tuple[np.ndarray, np.ndarray] | None:
+        """A cached ``(flow, valid)``, or None when absent; a damaged entry is named in a warning and recomputed."""
+        if not cache.is_file():
+            return None
+        try:
+            with np.load(cache) as z:
+                flow, valid = z['flow'].astype(np.float32), z['valid']
+            if flow.shape != (*self.size, 2) or valid.shape != self.size:
+                raise ValueError(f'flow {flow.shape} / valid {valid.shape} for size {self.size}')
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            warnings.warn(f'{cache}: damaged teacher cache entry ({type(e).__name__}: {e}); computing it again')
+            return None
+        return flow, valid.astype(bool)
+
     def teacher(self, index: int, frame1: np.ndarray, frame2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Teacher flow (h, w, 2) in pixels of the flow size and its (h, w) valid mask, cached."""
         video, t, s = self.pairs[index]
-        cache = None
-        if self.cache_dir is not None:
-            key = hashlib.sha1(f'{video}|{t}|{s}|{self.size}|{self.preset}'.encode()).hexdigest()[:20]
-            cache = self.cache_dir / key[:2] / f'{key}.npz'
-            if cache.is_file():
-                with np.load(cache) as z:
-                    return z['flow'].astype(np.float32), z['valid']
+        cache = self._cache_file(index, frame1, frame2) if self.cache_dir is not None else None
+        cached = self._read_cache(cache) if cache is not None else None
+        if cached is not None:
+            return cached
         flow, valid = consistent_teacher_flow(frame1, frame2, self.preset)
         if float(valid.float().mean()) < self.min_valid:
             raise ValueError(f'video {video}: the teacher flow of frames {t} -> {s} fails the forward-backward check '
@@ -218,7 +244,6 @@ class VideoPairs(torch.utils.data.Dataset):
         flow = resize_flow(flow[None], self.size)[0].permute(1, 2, 0).numpy()
         valid = F.interpolate(valid[None, None].float(), size=self.size, mode='nearest')[0, 0].numpy() > 0.5
         if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(cache) as f:
                 np.savez(f, flow=flow.astype(np.float16), valid=valid)
         return flow.astype(np.float32), valid

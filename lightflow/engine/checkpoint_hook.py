@@ -6,6 +6,11 @@ checkpoint gone and ``last_checkpoint`` naming a file that may not exist. Here e
 to a temporary name first and is renamed over the target (atomic on POSIX), ``last_checkpoint`` likewise, and the
 oldest checkpoint is deleted only after the new one and ``last_checkpoint`` are complete. The previous *best*
 checkpoint (``save_best``) likewise goes only after the new best is written (mmengine deletes it first).
+
+A run deletes only files in its own checkpoint folder: mmengine resumes the absolute path of the previous best from
+the checkpoint, so ``--resume`` in a copy of a work dir would delete the *original's* best (issue 22). On resume a
+best path outside the folder is re-pointed at the file of the same name inside it (or forgotten), and any deletion
+outside the folder is skipped.
 """
 from __future__ import annotations
 
@@ -39,9 +44,36 @@ for _key in [k for k in mm_io.backend_instances if k.startswith(':')]:  # instan
     del mm_io.backend_instances[_key]
 
 
+def _inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
+    """Whether ``path`` lies in ``folder`` (symlinks resolved)."""
+    return Path(folder).resolve() in Path(path).resolve().parents
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
-    """``CheckpointHook`` (same arguments) that writes atomically and deletes the oldest kept checkpoint last."""
+    """``CheckpointHook`` (same arguments) that writes atomically, deletes the oldest kept checkpoint last and never
+    deletes outside its own checkpoint folder."""
+
+    def before_train(self, runner) -> None:
+        """mmengine's set-up, then a resumed best checkpoint of another folder (a copied work dir) re-pointed here."""
+        super().before_train(runner)
+        if self.save_best is None or not is_main_process():
+            return
+        single = len(self.key_indicators) == 1
+        keys = ['best_ckpt'] if single else [f'best_ckpt_{k}' for k in self.key_indicators]
+        for key, indicator in zip(keys, self.key_indicators):
+            path = self.best_ckpt_path if single else self.best_ckpt_path_dict.get(indicator)
+            if not path or _inside(path, self.out_dir):
+                continue
+            local = os.path.join(self.out_dir, os.path.basename(str(path)))
+            local = local if os.path.isfile(local) else None
+            runner.logger.info(f'Resumed best checkpoint {path} is outside {self.out_dir}: '
+                               f'{"using " + local if local else "it is left alone"}')
+            if single:
+                self.best_ckpt_path = local
+            else:
+                self.best_ckpt_path_dict[indicator] = local
+            runner.message_hub.update_info(key, local)
 
     def _save_checkpoint_with_step(self, runner, step, meta) -> None:
         doomed = None
@@ -63,6 +95,8 @@ class AtomicCheckpointHook(CheckpointHook):
             f.write(str(self.last_ckpt).encode())
         if doomed is not None:
             old = self.file_backend.join_path(self.out_dir, self.filename_tmpl.format(doomed))
+            if not _inside(old, self.out_dir):  # a filename_tmpl with '..': never delete outside the folder
+                return
             if self.file_backend.isfile(old):
                 self.file_backend.remove(old)
             elif self.file_backend.isdir(old):  # deepspeed saves folders
@@ -83,5 +117,5 @@ class AtomicCheckpointHook(CheckpointHook):
         # No best written (save_best off, no improvement) leaves mmengine without best_ckpt_path: nothing to keep.
         keep = {str(p) for p in (getattr(self, 'best_ckpt_path', None), *best.values()) if p}
         for remove, path in deferred:
-            if str(path) not in keep:
+            if str(path) not in keep and _inside(path, self.out_dir):
                 remove(backend, path)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Mapping
 
 from mmengine.config import Config
 
 __all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator',
-           'find_resume_checkpoint', 'train_main']
+           'find_resume_checkpoint', 'check_inputs_not_overwritten', 'train_main']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -93,7 +94,8 @@ def find_resume_checkpoint(work_dir: str | Path) -> str | None:
     """The checkpoint that ``--resume`` (no path) continues from: the one ``work_dir/last_checkpoint`` names.
 
     Returns None when the work dir has no ``last_checkpoint`` file (nothing to resume). A ``last_checkpoint`` that is
-    empty or names a missing file is an error, not a silent restart from iteration 0.
+    empty or names a missing file is an error, not a silent restart from iteration 0. In a copy of a work dir it names
+    the original's file (an absolute path): the copy's own file of that name is used when it has one.
     """
     marker = Path(work_dir) / 'last_checkpoint'
     if not marker.is_file():
@@ -101,9 +103,64 @@ def find_resume_checkpoint(work_dir: str | Path) -> str | None:
     target = marker.read_text().strip()
     if not target:
         raise ValueError(f'{marker}: empty; it should name the checkpoint to resume from (pass --resume CKPT)')
+    own = Path(work_dir) / Path(target).name
+    if Path(target).resolve().parent != Path(work_dir).resolve() and own.is_file():
+        return str(own)
     if not Path(target).is_file():
         raise FileNotFoundError(f'{marker} names {target}, which does not exist (pass --resume CKPT)')
     return target
+
+
+def _input_checkpoints(node: Any, prefix: str) -> Iterator[tuple[str, str]]:
+    """``(dotted key, path)`` of every ``pretrained`` string and ``init_cfg`` ``checkpoint`` under ``node``."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            name = f'{prefix}.{key}'
+            if isinstance(value, str) and (key == 'pretrained' or (key == 'checkpoint' and 'type' in node)):
+                yield name, value
+            else:
+                yield from _input_checkpoints(value, name)
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _input_checkpoints(value, f'{prefix}[{i}]')
+
+
+def check_inputs_not_overwritten(cfg: Config, resume: str | None = None,
+                                 names: Mapping[str, str] | None = None) -> None:
+    """Refuse a run whose checkpoints would overwrite one of its input checkpoints (issue 22).
+
+    The inputs are ``load_from`` (unless resuming, which reads it before any write) and every ``pretrained`` /
+    ``init_cfg.checkpoint`` path under ``model``; the outputs are the ``iter_N.pth`` / ``epoch_N.pth`` and
+    ``best_*_iter_N.pth`` files the checkpoint hook writes into the work dir for ``N`` up to the run's length.
+
+    Args:
+        cfg: the run's config (work_dir set).
+        resume: the run's ``--resume`` (None: ``load_from`` is an input too).
+        names: how to name a config key in the error (e.g. ``{'model.pretrained': '--pretrained'}``).
+
+    Raises:
+        ValueError: one line naming the input (:func:`lightflow.cli.check_not_an_input`).
+    """
+    from lightflow.cli import check_not_an_input
+
+    hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    work_dir = Path(cfg.work_dir)
+    folder = Path(hook['out_dir']) / work_dir.name if hook.get('out_dir') else work_dir
+    by_epoch = hook.get('by_epoch', True)
+    template = hook.get('filename_tmpl') or ('epoch_{}.pth' if by_epoch else 'iter_{}.pth')
+    written = re.compile(r'(?:best_.+_)?' + re.escape(template).replace(r'\{\}', r'(\d+)'))
+    loop = cfg.get('train_cfg') or {}
+    last = loop.get('max_epochs') if by_epoch else loop.get('max_iters')
+    inputs = list(_input_checkpoints(cfg.get('model') or {}, 'model'))
+    if resume is None and isinstance(cfg.get('load_from'), str):
+        inputs.append(('load_from', cfg.load_from))
+    for key, path in inputs:
+        if '://' in path or Path(path).resolve().parent != folder.resolve():
+            continue
+        match = written.fullmatch(Path(path).name)
+        if match and (last is None or int(match.group(1)) <= int(last)):
+            what = (names or {}).get(key, key)
+            check_not_an_input([folder / Path(path).name], {what: path}, f"--work-dir {work_dir}: the run's checkpoint")
 
 
 def tune_cpu_allocator() -> bool:
@@ -130,7 +187,8 @@ def tune_cpu_allocator() -> bool:
     return bool(ok)
 
 
-def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False, resume: str | None = None) -> None:
+def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False, resume: str | None = None,
+                   input_names: Mapping[str, str] | None = None) -> None:
     """The body of tools/train_flow.py and tools/train_vid.py: apply ``--launcher``/``--amp``/``--resume``, train.
 
     Args:
@@ -139,10 +197,12 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
         amp: mixed precision through mmengine's ``AmpOptimWrapper`` (needs CUDA): ``True`` / ``'fp16'`` (float16 with
             dynamic loss scaling) or ``'bf16'`` (bfloat16, no scaling needed).
         resume: ``'auto'`` (latest checkpoint of the work dir), a checkpoint path, or None.
+        input_names: how errors name config keys (see :func:`check_inputs_not_overwritten`).
     """
     import torch
     from mmengine.runner import Runner
 
+    check_inputs_not_overwritten(cfg, resume, input_names)
     cfg.launcher = launcher
     if not torch.cuda.is_available():
         tune_cpu_allocator()

@@ -1,0 +1,156 @@
+"""Frame I/O: the one list of image and of video file extensions, frame -> uint8 RGB, and a folder of frames or a
+video file read as a stream.
+
+Every reader of frames goes through here (``tools/demo_flow.py``, ``tools/demo_video.py``, the adaptation pairs of
+:mod:`lightflow.data.video_pairs`, the real videos of :mod:`lightflow.evaluation`, :func:`lightflow.io.read_image`), so
+a folder one tool reads, every tool reads. Pure numpy + imageio (imported when a video is opened).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'WRITABLE_VIDEO_EXTS', 'to_uint8', 'to_rgb', 'list_image_files',
+           'FrameStream', 'iter_frames']
+
+# The one list of frame image extensions (lower case; a file's suffix is compared lower-cased).
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp')
+# The one list of video file extensions the tools read (imageio-ffmpeg decodes them; ``.gif`` through Pillow).
+VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm', '.m4v', '.mpg', '.mpeg', '.gif')
+# The containers that take the H.264 stream the tools write (a subset of VIDEO_EXTS).
+WRITABLE_VIDEO_EXTS = ('.mp4', '.mkv', '.mov', '.avi')
+
+
+def to_uint8(img: np.ndarray, where: str) -> np.ndarray:
+    """Integer image values as uint8 0..255.
+
+    uint8 is returned as is. uint16 is scaled to 0..255 by its top 8 bits (a 16-bit file spans 0..65535), except an
+    array whose values all fit in 0..255, which holds 8-bit values in a wider type and is cast unchanged (its top byte
+    would be 0: a black frame). Other integer types and bool raise ``ValueError`` naming ``where`` (their range is
+    ambiguous); floats are :func:`to_rgb`'s business.
+    """
+    if img.dtype == np.uint8:
+        return img
+    if img.dtype == np.uint16:
+        if img.size == 0 or int(img.max()) <= 255:
+            return img.astype(np.uint8)
+        return (img >> 8).astype(np.uint8)
+    raise ValueError(f'{where}: unsupported image dtype {img.dtype}; give uint8 or uint16 (or float RGB in 0..255)')
+
+
+def _float_to_uint8(img: np.ndarray, where: str) -> np.ndarray:
+    """Float 0..255 -> uint8 (rounded, clipped); the rule of :func:`lightflow.estimate_flow`: a float image whose
+    maximum is in (0, 1] looks like 0..1 and is refused rather than guessed."""
+    if not np.isfinite(img).all():
+        raise ValueError(f'{where}: {img.dtype} frame holds NaN or inf values')
+    top = float(img.max()) if img.size else 0.0
+    if 0 < top <= 1:
+        raise ValueError(f'{where}: {img.dtype} frame with values in 0..{top:.3g} looks like 0..1; frames are RGB in '
+                         '0..255 (multiply by 255)')
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def to_rgb(frame: np.ndarray, where: str) -> np.ndarray:
+    """Any decoded frame -> contiguous uint8 RGB (H, W, 3).
+
+    Grey (H, W) and (H, W, 1) are replicated to 3 channels, RGBA drops alpha; uint16 and floats in 0..255 are
+    converted (:func:`to_uint8`, floats rounded and clipped).
+
+    Raises:
+        ValueError: another shape or dtype, NaN / inf, or a float frame that looks like 0..1 (the message names
+            ``where``).
+    """
+    frame = np.asarray(frame)
+    if np.issubdtype(frame.dtype, np.floating):
+        frame = _float_to_uint8(frame, where)
+    else:
+        frame = to_uint8(frame, where)
+    if frame.ndim == 2:
+        frame = frame[..., None]
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = np.repeat(frame, 3, axis=2)
+    elif frame.ndim == 3 and frame.shape[2] == 4:
+        frame = frame[..., :3]
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f'{where}: expected an RGB, grey or RGBA frame, got shape {frame.shape}')
+    return np.ascontiguousarray(frame)
+
+
+def list_image_files(folder: str | os.PathLike) -> list[Path]:
+    """The frame images of ``folder`` (:data:`IMAGE_EXTS`, any case), sorted by name; subfolders are skipped."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+
+
+def _first_line(error: BaseException) -> str:
+    # ffmpeg's message starts with its whole version banner; its last non-empty line says what was wrong.
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return (lines[-1] if lines else type(error).__name__)[:160]
+
+
+@dataclass(frozen=True)
+class FrameStream:
+    """The frames of a folder or a video file, decoded one at a time while iterating (memory stays constant).
+
+    Attributes:
+        path: the folder or video file.
+        files: a folder's frame files in order (None for a video file).
+        fps: frames per second of a video file when its metadata says (None for folders).
+        length: number of frames: exact for a folder, estimated from duration x fps for a video file, or None.
+    """
+    path: Path
+    files: tuple[Path, ...] | None
+    fps: float | None
+    length: int | None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """uint8 RGB (H, W, 3) frames in time order."""
+        if self.files is not None:
+            from .io import read_image  # io reads one image with to_rgb; imported here, as io imports this module
+
+            yield from (read_image(f) for f in self.files)
+            return
+        import imageio.v3 as iio
+
+        count = 0
+        try:
+            for count, frame in enumerate(iio.imiter(self.path), start=1):
+                yield to_rgb(frame, f'{self.path} frame {count - 1}')
+        except (OSError, RuntimeError, StopIteration) as e:
+            if count == 0:
+                raise ValueError(f'{self.path}: cannot read as a video ({_first_line(e)})') from None
+            raise ValueError(f'{self.path}: video decoding failed after {count} frames ({type(e).__name__})') from None
+
+
+def iter_frames(path: str | os.PathLike) -> FrameStream:
+    """Open a folder of frames (:data:`IMAGE_EXTS`, sorted by name) or a video file as a :class:`FrameStream`.
+
+    A video file's metadata is read now (fps, estimated length), so an unreadable file fails here, not mid-stream.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: ``path`` is a file that cannot be read as a video (one line naming it).
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = tuple(list_image_files(path))
+        return FrameStream(path, files, None, len(files))
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: no such video file or frame folder')
+    import imageio.v3 as iio
+
+    try:
+        meta = iio.immeta(path)
+    except Exception as e:  # imageio raises several types for unreadable files
+        raise ValueError(f'{path}: cannot read as a video ({_first_line(e)})') from None
+    fps = meta.get('fps')
+    fps = float(fps) if isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0 else None
+    duration = meta.get('duration')
+    length = None
+    if fps is not None and isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0:
+        length = int(round(duration * fps))
+    return FrameStream(path, None, fps, length)

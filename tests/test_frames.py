@@ -1,0 +1,130 @@
+"""lightflow.frames, the one frame-I/O room: frame -> uint8 RGB, folders and video files as streams, the same frames
+through every tool's reader, and no second extension list anywhere in the tree."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from lightflow.frames import IMAGE_EXTS, VIDEO_EXTS, WRITABLE_VIDEO_EXTS, iter_frames, to_rgb
+from lightflow.io import read_image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _frames(n: int = 3, size=(24, 32)) -> list[np.ndarray]:
+    rng = np.random.default_rng(7)
+    return [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def test_to_rgb_grey_rgba_uint16_and_float():
+    grey = np.arange(12, dtype=np.uint8).reshape(3, 4) * 20
+    for frame in (grey, grey[..., None]):
+        rgb = to_rgb(frame, 'f')
+        assert rgb.shape == (3, 4, 3) and rgb.dtype == np.uint8 and (rgb == grey[..., None]).all()
+    rgba = np.dstack([grey, grey + 1, grey + 2, np.full_like(grey, 7)])
+    np.testing.assert_array_equal(to_rgb(rgba, 'f'), rgba[..., :3])
+    # A 16-bit file spans 0..65535: its top byte. A uint16 array holding 0..255 keeps its values (not black).
+    full = np.array([[0, 256, 65535]], np.uint16)
+    np.testing.assert_array_equal(to_rgb(full, 'f')[..., 0], [[0, 1, 255]])
+    small = np.array([[0, 17, 255]], np.uint16)
+    np.testing.assert_array_equal(to_rgb(small, 'f')[..., 2], [[0, 17, 255]])
+    np.testing.assert_array_equal(to_rgb(np.array([[0.4, 17.6, 300.0]], np.float32), 'f')[..., 1], [[0, 18, 255]])
+    with pytest.raises(ValueError, match=r'^f: float64 frame with values in 0..0.5 looks like 0..1'):
+        to_rgb(np.full((2, 2, 3), 0.5), 'f')
+    with pytest.raises(ValueError, match='^f: float32 frame holds NaN'):
+        to_rgb(np.full((2, 2), np.nan, np.float32), 'f')
+    with pytest.raises(ValueError, match='^f: unsupported image dtype int32'):
+        to_rgb(np.zeros((2, 2, 3), np.int32), 'f')
+    with pytest.raises(ValueError, match=r'^f: expected an RGB, grey or RGBA frame, got shape \(2, 2, 2\)'):
+        to_rgb(np.zeros((2, 2, 2), np.uint8), 'f')
+
+
+def test_uint16_file_holding_8_bit_values_is_not_read_as_black(tmp_path):
+    values = np.array([[0, 40, 128, 255]], np.uint16)
+    iio.imwrite(tmp_path / 'g16.png', values)
+    assert iio.imread(tmp_path / 'g16.png').dtype == np.uint16
+    np.testing.assert_array_equal(read_image(tmp_path / 'g16.png')[..., 0], values)
+
+
+def test_folder_stream_is_sorted_exact_length_and_skips_other_files(tmp_path):
+    frames = _frames(3)
+    for t, frame in enumerate(frames):
+        iio.imwrite(tmp_path / f'{t:02d}.PNG', frame)  # upper-case suffix counts
+    (tmp_path / 'notes.txt').write_text('x')
+    (tmp_path / 'sub.png').mkdir()
+    stream = iter_frames(tmp_path)
+    assert stream.length == 3 and stream.fps is None
+    assert [p.name for p in stream.files] == ['00.PNG', '01.PNG', '02.PNG']
+    for got, want in zip(stream, frames, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert list(iter_frames(tmp_path)) and len(list(iter_frames(tmp_path))) == 3  # iterable again
+
+
+def test_video_stream_has_fps_and_length_and_bad_files_are_one_line(tmp_path):
+    clip = tmp_path / 'clip.mp4'
+    iio.imwrite(clip, np.stack([np.full((32, 48, 3), 40 * t, np.uint8) for t in range(5)]), fps=4, codec='libx264')
+    stream = iter_frames(clip)
+    assert stream.fps == pytest.approx(4.0) and stream.length == 5 and stream.files is None
+    frames = list(stream)
+    assert len(frames) == 5 and frames[0].shape == (32, 48, 3) and frames[0].dtype == np.uint8
+    assert [int(np.median(f)) for f in frames] == pytest.approx([0, 40, 80, 120, 160], abs=3)
+    with pytest.raises(FileNotFoundError, match='missing.mp4: no such video file or frame folder'):
+        iter_frames(tmp_path / 'missing.mp4')
+    fake = tmp_path / 'fake.mp4'
+    fake.write_text('not a video\n')
+    with pytest.raises(ValueError) as info:
+        iter_frames(fake)
+    assert str(info.value).startswith(f'{fake}: cannot read as a video (') and '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('ext', ['.webp', '.tif'])
+def test_webp_and_tif_folders_read_the_same_by_every_tool(tmp_path, load_tool, ext):
+    """demo_flow.py, demo_video.py and adapt_flow.py (VideoPairs) read one folder into the same frames."""
+    from lightflow.data.video_pairs import VideoPairs, list_video_frames
+
+    folder = tmp_path / 'clip'
+    folder.mkdir()
+    frames = _frames(3)
+    for t, frame in enumerate(frames):
+        iio.imwrite(folder / f'{t:04d}{ext}', frame, **({'lossless': True} if ext == '.webp' else {}))
+
+    demo_flow = load_tool('demo_flow')
+    kind, paths = demo_flow.collect_inputs([str(folder)])
+    by_demo_flow = [frame for _, frame in demo_flow._frames(kind, paths)]
+    demo_video = load_tool('demo_video')
+    by_demo_video = list(demo_video.iter_frames(folder))
+    assert len(list_video_frames([folder])['clip']) == 3  # what adapt_flow.py checks before training
+    pairs = VideoPairs([folder], size=(24, 32), max_gap=1)
+    by_adapt = [pairs._frame('clip', t) for t in range(3)]
+    for reader in (by_demo_flow, by_demo_video, by_adapt):
+        assert len(reader) == 3
+        for got, want in zip(reader, frames):
+            np.testing.assert_array_equal(got, want)
+
+
+def _extension_literals(path: Path) -> list[tuple[int, list[str]]]:
+    """(line, extensions) of every tuple / list / set literal in ``path`` naming two or more image extensions or two
+    or more video extensions."""
+    image, video = set(IMAGE_EXTS), set(VIDEO_EXTS)
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            strings = {e.value.lower() for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)}
+            if len(strings & image) >= 2 or len(strings & video) >= 2:
+                found.append((node.lineno, sorted(strings)))
+    return found
+
+
+def test_one_image_and_one_video_extension_list_in_the_tree():
+    roots = [REPO / d for d in ('lightflow', 'mmdet_plugin', 'tools', 'configs')] + [REPO / 'setup.py']
+    files = [p for r in roots for p in ([r] if r.is_file() else sorted(r.rglob('*.py')))]
+    assert len(files) > 50
+    others = {f'{p.relative_to(REPO)}:{line}': exts for p in files if p != REPO / 'lightflow' / 'frames.py'
+              for line, exts in _extension_literals(p)}
+    assert not others, f'extension lists outside lightflow/frames.py (import IMAGE_EXTS / VIDEO_EXTS): {others}'
+    assert len(_extension_literals(REPO / 'lightflow' / 'frames.py')) == 3  # the grep finds what it looks for
+    assert set(WRITABLE_VIDEO_EXTS) <= set(VIDEO_EXTS)
