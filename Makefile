@@ -40,8 +40,8 @@ VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
 VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
-VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
-VID_GRU := dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid
+VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
+VID_GRU := dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
 SHIPPED_FLOWS := lightflow_w0.5_synthetic lightflow_w0.5_synthvid
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite

@@ -1,27 +1,34 @@
-"""Rank motion modules where the detector uses them: zero flow, OpenCV DIS and Light Flow checkpoints, side by side.
+"""Rank motion modules where the detector uses them: zero flow, OpenCV DIS, Light Flow checkpoints and (on the
+synthetic VID set) exact motion, side by side.
 
-    PYTHONPATH=. python tools/benchmark_motion.py CONFIG [CHECKPOINT] [--motions zero dis_fast dis_medium own
-        lightflow_w0.5_synthetic path/to/flow.pth] [--interval 10] [--out-dir DIR] [--cfg-options data_root=DIR]
+    PYTHONPATH=. python tools/benchmark_motion.py CONFIG [CHECKPOINT] [--motions zero dis_fast dis_medium own exact
+        lightflow_w0.5_synthetic path/to/flow.pth] [--intervals 10 5 20] [--out-dir DIR] [--cfg-options data_root=DIR]
 
-For each motion, on the config's test videos (CocoVID) with a key frame every ``--interval`` frames:
+For each motion, on the config's test videos (CocoVID) with a key frame every N frames (the fixed schedule, whatever
+policy the config names, so that every motion sees the same key frames):
 
-1. **Photometric error of the warped key** (no detector needed): the motion module computes the flow ``t -> key``
-   exactly as the detector would (un-normalised frames at the flow size), the flow is upsampled to the frame and the
-   key frame warped by it; the table gives the mean absolute error (0..255) over the whole frame and inside the
-   frame's GT boxes, by frames since the key, and the motion's median ms per call.
-2. **mAP@50** (overall / slow / medium / fast) of a trained detector (CHECKPOINT of CONFIG, or a single-frame
-   detector's: its detector weights are what is loaded) with only the motion module swapped, and the share of the gap
-   between zero flow and the interval-1 (single-frame) result that the motion recovers.
+1. **Warped-key error and feature-grid EPE** at the first of ``--intervals`` (no detector needed): the motion module
+   computes the flow ``t -> key`` exactly as the detector would (un-normalised frames at the flow size), the flow is
+   upsampled to the frame and the key frame warped by it; the table gives the mean absolute error (0..255) over the
+   whole frame and inside the frame's GT boxes, by frames since the key, the motion's median ms per call, and, on a
+   synthetic VID set, the end-point error against exact motion on the stride-16 feature grid the detector warps
+   (cells whose centre is in a GT box; in cells).
+2. **mAP@50** (overall / slow / medium / fast) at every interval of ``--intervals``, of a trained detector
+   (CHECKPOINT of CONFIG, or a single-frame detector's: its detector weights are what is loaded) with only the motion
+   module swapped, and the share of the gap between zero flow and the interval-1 (single-frame) result that the
+   motion recovers.
 
 Motions: ``zero``; ``dis_ultrafast`` / ``dis_fast`` / ``dis_medium`` (at the config's flow size, ``resize_to_divisor``
-off); ``own`` (the Light Flow inside CHECKPOINT); any shipped Light Flow name or checkpoint path (loaded into the
-config's ``LightFlowMotion``). Writes DIR/motion_benchmark.md, DIR/motion_benchmark.png (in-box error by frames since
-the key) and DIR/motion_flows.png (frame | key | each motion's flow to the key, one colour scale per row, on the frame
-halfway between two keys of the first videos) atomically.
+off); ``exact`` (``OracleMotion``: the synthetic set's exact motion, on the same grid as DIS); ``own`` (the Light Flow
+inside CHECKPOINT); any shipped Light Flow name or checkpoint path (loaded into the config's ``LightFlowMotion``).
+Writes DIR/motion_benchmark.md, DIR/motion_benchmark.png (in-box error by frames since the key) and
+DIR/motion_flows.png (frame | key | each motion's flow to the key, one colour scale per row, on the frame halfway
+between two keys of the first videos) atomically.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -40,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--motions', nargs='+', default=list(DEFAULT_MOTIONS),
                         help='zero, dis_ultrafast, dis_fast, dis_medium, own (the checkpoint\'s Light Flow), shipped '
                              'Light Flow names or checkpoint paths')
-    parser.add_argument('--interval', type=positive_int, default=10, help='key frame every this many frames')
+    parser.add_argument('--intervals', type=positive_int, nargs='+', default=[10],
+                        help='key frame every N frames (fixed schedule); the first also gives the error table')
     parser.add_argument('--max-videos', type=positive_int, help='photometric table: at most this many videos')
     parser.add_argument('--out-dir', help='where motion_benchmark.md / .png go (default: the work dir)')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
@@ -53,7 +61,7 @@ def _check_motion_tokens(tokens: list[str], checkpoint: str | None) -> None:
     from lightflow.pretrained import list_pretrained
 
     for token in tokens:
-        if token in ('zero', 'dis_ultrafast', 'dis_fast', 'dis_medium') or token in list_pretrained():
+        if token in ('zero', 'exact', 'dis_ultrafast', 'dis_fast', 'dis_medium') or token in list_pretrained():
             continue
         if token == 'own':
             if checkpoint is None:
@@ -73,6 +81,8 @@ def build_motion(token: str, motion_cfg: dict, own=None):
     frame_keys = ('flow_scale', 'img_mean', 'img_std', 'bgr_to_rgb')
     if token == 'zero':
         return MODELS.build(dict(type='ZeroMotion'))
+    if token == 'exact':
+        return MODELS.build(dict(type='OracleMotion', **{k: motion_cfg[k] for k in frame_keys if k in motion_cfg}))
     if token.startswith('dis_'):
         return MODELS.build(dict(type='DISMotion', preset=token[4:], **{k: motion_cfg[k] for k in frame_keys
                                                                           if k in motion_cfg}))
@@ -91,6 +101,9 @@ def motion_label(token: str, motion_cfg: dict, frame_size: tuple[int, int]) -> s
     scale = motion_cfg.get('flow_scale', 0.5)
     if token == 'zero':
         return 'zero flow'
+    if token == 'exact':
+        h, w = FrameMotion(flow_scale=scale).flow_size(*frame_size)
+        return f'exact motion {h}x{w}'
     if token.startswith('dis_'):
         h, w = FrameMotion(flow_scale=scale).flow_size(*frame_size)
         return f'DIS {token[4:].upper()} {h}x{w}'
@@ -100,14 +113,32 @@ def motion_label(token: str, motion_cfg: dict, frame_size: tuple[int, int]) -> s
     return f'{name} {h}x{w}'
 
 
+FEATURE_STRIDE = 16  # the grid the EPE against exact motion is measured on (the detector's coarsest FPN level)
+
+
+def _box_cells(boxes: list, height: int, width: int, stride: int):
+    """(ceil(H / stride), ceil(W / stride)) bool: the feature cells whose centre lies in one of ``boxes``."""
+    import torch
+
+    gh, gw = -(-height // stride), -(-width // stride)
+    cy, cx = (torch.arange(gh) + 0.5) * stride, (torch.arange(gw) + 0.5) * stride
+    mask = torch.zeros(gh, gw, dtype=torch.bool)
+    for x, y, w, h in boxes:
+        mask |= ((cy >= y) & (cy < y + h))[:, None] & ((cx >= x) & (cx < x + w))[None, :]
+    return mask
+
+
 def key_warp_errors(motion, videos: dict, boxes: dict, interval: int, mean, std, max_videos: int | None = None,
-                    max_timed: int = 20) -> tuple[dict, list]:
+                    max_timed: int = 20, exact=None) -> tuple[dict, list]:
     """Warp each video's key frame (every ``interval`` frames) to its non-key frames with ``motion`` and measure.
 
+    Args:
+        exact: an ``OracleMotion`` for the set (None: no EPE against exact motion).
+
     Returns:
-        ``dict(frame=MAE over whole frames, boxes=MAE over GT-box pixels, by_gap={(lo, hi): box MAE})`` (MAE in
-        0..255 intensity levels, pixel-weighted) and the first ``max_timed`` normalised (frame, key) pairs, for
-        :func:`time_motions`.
+        ``dict(frame=MAE over whole frames, boxes=MAE over GT-box pixels, by_gap={(lo, hi): box MAE},
+        epe=EPE against exact motion on the stride-16 grid in GT boxes, in cells)`` (MAE in 0..255 intensity
+        levels, pixel-weighted) and the first ``max_timed`` normalised (frame, key, metas), for :func:`time_motions`.
     """
     import torch
 
@@ -116,7 +147,7 @@ def key_warp_errors(motion, videos: dict, boxes: dict, interval: int, mean, std,
 
     third = max(1, math.ceil((interval - 1) / 3))
     buckets = [(lo, min(lo + third - 1, interval - 1)) for lo in range(1, interval, third)]
-    sums: dict = {'frame': [0.0, 0], 'boxes': [0.0, 0], **{b: [0.0, 0] for b in buckets}}
+    sums: dict = {'frame': [0.0, 0], 'boxes': [0.0, 0], 'epe': [0.0, 0], **{b: [0.0, 0] for b in buckets}}
     pairs: list = []
     for video in sorted(videos)[:max_videos]:
         key = None
@@ -124,13 +155,21 @@ def key_warp_errors(motion, videos: dict, boxes: dict, interval: int, mean, std,
             rgb = torch.from_numpy(read_image(image['path'])).permute(2, 0, 1)[None].float()
             norm = (rgb - mean) / std
             frame_id = int(image['frame_id'])
+            meta = dict(img_path=str(image['path']), frame_id=frame_id, img_shape=tuple(rgb.shape[-2:]))
             if key is None or frame_id % interval == 0:
-                key = (frame_id, rgb, norm)
+                key = (frame_id, rgb, norm, meta)
                 continue
+            metas = [(meta, key[3])]
             with torch.no_grad():
-                flow = motion(norm, key[2])
+                flow = motion(norm, key[2], metas)
                 if len(pairs) < max_timed:
-                    pairs.append((norm, key[2]))
+                    pairs.append((norm, key[2], metas))
+                if exact is not None:
+                    cells = _box_cells(boxes.get(image['id'], []), *rgb.shape[-2:], FEATURE_STRIDE)
+                    grid = tuple(cells.shape)
+                    epe = (resize_flow(flow.float(), grid) - resize_flow(exact(norm, key[2], metas), grid)).norm(dim=1)
+                    sums['epe'][0] += float(epe[0][cells].sum())
+                    sums['epe'][1] += int(cells.sum())
                 flow = resize_flow(flow.float(), tuple(rgb.shape[-2:]))
                 err = (flow_warp(key[1], flow, padding_mode='border') - rgb).abs().mean(1)[0]  # (H, W)
             mask = torch.zeros_like(err, dtype=torch.bool)
@@ -147,7 +186,8 @@ def key_warp_errors(motion, videos: dict, boxes: dict, interval: int, mean, std,
         total, count = sums[name]
         return total / count if count else float('nan')
 
-    return dict(frame=mean_of('frame'), boxes=mean_of('boxes'), by_gap={b: mean_of(b) for b in buckets}), pairs
+    return dict(frame=mean_of('frame'), boxes=mean_of('boxes'), by_gap={b: mean_of(b) for b in buckets},
+                epe=mean_of('epe')), pairs
 
 
 def time_motions(motions: list, pairs: list, rounds: int = 5) -> list[float]:
@@ -159,31 +199,41 @@ def time_motions(motions: list, pairs: list, rounds: int = 5) -> list[float]:
     with torch.no_grad():
         for _ in range(rounds):
             for motion, spent in zip(motions, times):
-                for img, key in pairs:
+                for img, key, metas in pairs:
                     start = time.perf_counter()
-                    motion(img, key)
+                    motion(img, key, metas)
                     spent.append(time.perf_counter() - start)
     return [1000 * sorted(t)[len(t) // 2] if t else float('nan') for t in times]
 
 
-def markdown_table(rows: list[dict], interval: int, single: float | None) -> str:
-    """One row per motion: warped-key MAE (frame, boxes, by frames since key), motion ms, mAP@50 and the recovered
-    share of the zero-flow -> single-frame gap."""
+def markdown_table(rows: list[dict], intervals: list[int], single: float | None) -> str:
+    """One row per motion: warped-key MAE (frame, boxes, by frames since key) and EPE against exact motion at the
+    first interval, motion ms; then per interval mAP@50 and the recovered share of the zero-flow -> single-frame gap."""
     buckets = list(rows[0]['by_gap']) if rows else []
-    zero = next((r.get('mAP', float('nan')) for r in rows if r['token'] == 'zero'), float('nan'))
     head = ['motion', 'whole frame', 'in GT boxes'] + [f'boxes, {lo}-{hi} after key' for lo, hi in buckets] + \
-           ['motion ms', 'mAP@50', 'slow', 'medium', 'fast', 'gap recovered']
-    lines = [f'Key frame every {interval} frames; warped-key error is the mean absolute error (0..255).'
-             + (f' Single-frame (interval 1) mAP@50: {100 * single:.1f}.' if single is not None else ''), '',
+           ['EPE vs exact (cells)', 'motion ms']
+    lines = [f'Fixed key frame every {intervals[0]} frames; warped-key error is the mean absolute error (0..255); EPE '
+             f'against exact motion on the stride-{FEATURE_STRIDE} feature grid, cells whose centre is in a GT box.', '',
              '| ' + ' | '.join(head) + ' |', '|---|' + '---:|' * (len(head) - 1)]
     for r in rows:
-        m = r.get('mAP', float('nan'))
-        share = (m - zero) / (single - zero) if single is not None and single != zero else float('nan')
         cells = [r['label']] + [number_or_na(v, '.1f') for v in (r['frame'], r['boxes'], *r['by_gap'].values())]
-        cells += [number_or_na(r['ms'], '.2f')]
-        cells += [number_or_na(100 * r.get(k, float('nan')), '.1f') for k in ('mAP', 'slow', 'medium', 'fast')]
-        cells.append('-' if r['token'] == 'zero' else number_or_na(share, '.2f'))
+        cells += [number_or_na(r['epe'], '.3f'), number_or_na(r['ms'], '.2f')]
         lines.append('| ' + ' | '.join(cells) + ' |')
+    if single is None:
+        return '\n'.join(lines) + '\n'
+    lines += ['', f'mAP@50 with only the motion swapped, fixed key frames; single-frame (interval 1): '
+                  f'{100 * single:.1f}. Share = (mAP - zero) / (single-frame - zero).', '',
+              '| motion | interval | mAP@50 | slow | medium | fast | gap recovered |', '|---|---:|' + '---:|' * 5]
+    for interval in intervals:
+        zero = next((r['mAP'][interval].get('mAP', float('nan')) for r in rows if r['token'] == 'zero'),
+                    float('nan'))
+        for r in rows:
+            m = r['mAP'][interval]
+            share = (m['mAP'] - zero) / (single - zero) if single != zero else float('nan')
+            cells = [r['label'], str(interval)]
+            cells += [number_or_na(100 * m.get(k, float('nan')), '.1f') for k in ('mAP', 'slow', 'medium', 'fast')]
+            cells.append('-' if r['token'] == 'zero' else number_or_na(share, '.2f'))
+            lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -209,8 +259,10 @@ def flow_strip(motions: list, labels: list[str], videos: dict, interval: int, me
             continue
         key, cur = (read_image(frames[i]['path']) for i in (key_id, key_id + interval // 2))
         key_t, cur_t = ((torch.from_numpy(x).permute(2, 0, 1)[None].float() - mean) / std for x in (key, cur))
+        metas = [tuple(dict(img_path=str(frames[i]['path']), frame_id=i, img_shape=cur.shape[:2])
+                       for i in (key_id + interval // 2, key_id))]
         with torch.no_grad():
-            flows = [resize_flow(m(cur_t, key_t).float(), cur.shape[:2])[0] for m in motions]
+            flows = [resize_flow(m(cur_t, key_t, metas).float(), cur.shape[:2])[0] for m in motions]
         rows.append(np.concatenate([cur, key, flow_panels(flows, names)], axis=1))
     return np.concatenate(rows, axis=0) if rows else None
 
@@ -291,42 +343,51 @@ def main(argv: list[str] | None = None) -> list[dict]:
         model.load_state_dict(state, strict=False)
         own = model.motion if has_flow else None
 
+    exact = None
+    with contextlib.suppress(ValueError):  # not a synthetic VID set (or one without the scene record): no EPE
+        from lightflow.data.synthetic.vid_motion import scene_of_frame
+
+        scene_of_frame(first['path'])
+        exact = build_motion('exact', motion_cfg)
+    if 'exact' in args.motions and exact is None:
+        scene_of_frame(first['path'])  # raises the one-line reason
+    interval = args.intervals[0]
     rows: list[dict] = []
     modules = []
     single = None
     for token in args.motions:
         motion = build_motion(token, motion_cfg, own).eval()
+        errors, pairs = key_warp_errors(motion, videos, boxes, interval, mean, std, args.max_videos, exact=exact)
         with torch.no_grad():  # first call per shape compiles the runtime backends; no timed frame should carry it
-            x = torch.zeros(1, 3, *frame_size)
-            motion(x, x)
-        errors, pairs = key_warp_errors(motion, videos, boxes, args.interval, mean, std, args.max_videos)
-        row = dict(token=token, label=motion_label(token, motion_cfg, frame_size), **errors)
+            motion(*pairs[0])
+        row = dict(token=token, label=motion_label(token, motion_cfg, frame_size), mAP={}, **errors)
         if runner is not None:
             from mmdet_plugin.models import run_video_test
 
             model.motion = motion
             if single is None:
-                single = metric_value(run_video_test(runner, 1), 'mAP')
-            metrics = run_video_test(runner, args.interval)
-            row.update({k: metric_value(metrics, n) for k, n in (('mAP', 'mAP'), ('slow', 'mAP_slow'),
-                                                           ('medium', 'mAP_medium'), ('fast', 'mAP_fast'))})
+                single = metric_value(run_video_test(runner, 1, dict(type='fixed')), 'mAP')
+            for n in args.intervals:
+                metrics = run_video_test(runner, n, dict(type='fixed'))  # one schedule for every motion
+                row['mAP'][n] = {k: metric_value(metrics, name) for k, name in (
+                    ('mAP', 'mAP'), ('slow', 'mAP_slow'), ('medium', 'mAP_medium'), ('fast', 'mAP_fast'))}
         rows.append(row)
         modules.append(motion)
-        print(f'{row["label"]}: box MAE {row["boxes"]:.2f}' + (f', mAP@50 {100 * row["mAP"]:.1f}' if 'mAP' in row
-                                                               else ''), file=sys.stderr)
+        print(f'{row["label"]}: box MAE {row["boxes"]:.2f}, EPE {row["epe"]:.3f}' + ''.join(
+            f', mAP@50 {100 * m["mAP"]:.1f} at {n}' for n, m in row['mAP'].items()), file=sys.stderr)
     for row, ms in zip(rows, time_motions(modules, pairs)):
         row['ms'] = ms
 
-    table = markdown_table(rows, args.interval, single)
+    table = markdown_table(rows, args.intervals, single)
     print(table)
     out_dir = Path(args.out_dir or cfg.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / 'motion_benchmark.md', 'w') as f:
         f.write(f'# Motion benchmark: {Path(args.config).name}\n\n{table}')
     plot(rows, out_dir / 'motion_benchmark.png')
-    strip = flow_strip(modules, [r['label'] for r in rows], videos, args.interval, mean, std)
+    strip = flow_strip(modules, [r['label'] for r in rows], videos, interval, mean, std)
     if strip is None:
-        print(f'no motion_flows.png: the first videos have no frame {args.interval // 2} after a key', file=sys.stderr)
+        print(f'no motion_flows.png: the first videos have no frame {interval // 2} after a key', file=sys.stderr)
     else:
         with atomic_write(out_dir / 'motion_flows.png') as f:
             f.write(encode_png(strip))

@@ -8,7 +8,7 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 # Eq. 6's ReLU candidate (the FPN's outputs are post-ReLU; 'identity' is for signed features), and the cell starts as
 # plain propagation (the new key's own features) and learns how much warped history to mix in.
 model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=64, hidden_channels=64, num_levels=1,
-                             candidate_act='relu', init_as_propagation=True),
-             # The clips train the GRU on 1 step (2 keys); longer test chains drift (interval 1: 30 steps,
-             # 67.8 -> 72.3 mAP@50 with the restart, unchanged at intervals 5 and 10: README).
-             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}, aggregator_max_chain=2))
+                             candidate_act='relu', init_as_propagation=True,
+                             # Clips of 2 keys train 1 step; longer test chains drift: restart after 2 (README).
+                             max_chain=2),
+             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

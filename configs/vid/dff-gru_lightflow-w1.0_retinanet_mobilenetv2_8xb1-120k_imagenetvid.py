@@ -7,7 +7,5 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(type='lightflow.AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
-model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=128, hidden_channels=128, num_levels=1),
-             # The clips train the GRU on 1 step (2 keys); longer test chains drift (interval 1: 30 steps,
-             # 67.8 -> 72.3 mAP@50 with the restart, unchanged at intervals 5 and 10: README).
-             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}, aggregator_max_chain=2))
+model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=128, hidden_channels=128, num_levels=1, max_chain=2),
+             test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

@@ -3,12 +3,15 @@ key-frame policies."""
 # The test / benchmark plumbing moved to mmdet_plugin.apis; these names stay importable from here.
 from ..apis import (profiled_parts, run_video_test, summarize_frame_records, summarize_parts,  # noqa: F401
                     timed_predict, unwrap_video_detector)
-from .aggregator import ConvGRUCell, FlowGuidedGRU
+from .aggregator import AggregatorState, ConvGRUCell, FlowGuidedGRU, KeyFrameAggregator
 from .baseline_motion import DISMotion, FrameMotion, ZeroMotion
 from .flow_video_detector import FlowVideoDetector, FrameRecord
 from .flow_warp import FlowWarp
 from .key_frame_policy import KEY_FRAME_POLICIES, FixedInterval, KeyFramePolicy, MotionThreshold
 from .motion import LightFlowMotion
+from .oracle_motion import OracleMotion
+from .weighted_average import FlowGuidedWeightedAverage
 
-__all__ = ['LightFlowMotion', 'ZeroMotion', 'DISMotion', 'FrameMotion', 'FlowWarp', 'ConvGRUCell', 'FlowGuidedGRU', 'FlowVideoDetector', 'FrameRecord',
-           'KEY_FRAME_POLICIES', 'KeyFramePolicy', 'FixedInterval', 'MotionThreshold']
+__all__ = ['LightFlowMotion', 'ZeroMotion', 'DISMotion', 'OracleMotion', 'FrameMotion', 'FlowWarp', 'ConvGRUCell',
+           'FlowGuidedGRU', 'FlowGuidedWeightedAverage', 'KeyFrameAggregator', 'AggregatorState', 'FlowVideoDetector',
+           'FrameRecord', 'KEY_FRAME_POLICIES', 'KeyFramePolicy', 'FixedInterval', 'MotionThreshold']

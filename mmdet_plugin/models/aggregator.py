@@ -1,19 +1,76 @@
 """``FlowGuidedGRU``: the flow-guided convolutional GRU of Light Flow's paper (arXiv 1804.05830, Section 3.2, Eq. 6)."""
 from __future__ import annotations
 
-from typing import Sequence, Union
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-__all__ = ['ConvGRUCell', 'FlowGuidedGRU']
+__all__ = ['AggregatorState', 'KeyFrameAggregator', 'ConvGRUCell', 'FlowGuidedGRU']
 
 Features = Union[Tensor, Sequence[Tensor]]
 
 
 CANDIDATE_ACTS = ('relu', 'identity')
+
+
+@dataclass
+class AggregatorState:
+    """What an aggregator carries from key frame to key frame: its state per level and the steps since it last
+    started from a key frame's own features."""
+
+    state: Features
+    steps: int = 0
+
+
+class KeyFrameAggregator(BaseModule):
+    """Base of the key-frame aggregators: recursive over key frames, ``F̂_k' = A(F_k', warp(F̂_k))``.
+
+    It owns its state and its restart: :meth:`step` starts from the new key's own features at a video's first key,
+    and again after ``max_chain`` steps when that is set (None: one chain over the whole video, as the paper's
+    inference). Subclasses implement :meth:`init_state`, :meth:`forward` (one step) and :meth:`output`.
+
+    Args:
+        max_chain: restart the state after this many steps (None: never within a video).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, max_chain: Optional[int] = None, init_cfg: dict | None = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if max_chain is not None and (isinstance(max_chain, bool) or not isinstance(max_chain, int) or max_chain < 1):
+            raise ValueError(f'{type(self).__name__}: max_chain must be a positive integer or None, got {max_chain!r}')
+        self.max_chain = max_chain
+
+    def init_state(self, feats: Features) -> Features:
+        raise NotImplementedError
+
+    def output(self, state: Features) -> Features:
+        raise NotImplementedError
+
+    def start(self, feats: Features) -> AggregatorState:
+        """The state of a chain's first key frame (its own features)."""
+        return AggregatorState(self.init_state(feats), 0)
+
+    def step(self, previous: Optional[AggregatorState], feats: Features,
+             warp: Callable[[Features], Features]) -> AggregatorState:
+        """The state of a new key frame with features ``feats``.
+
+        Args:
+            previous: the previous key frame's state (None at a video's first key frame).
+            feats: the new key frame's features (a tensor or a tuple of levels).
+            warp: maps the previous state onto the new key frame (flow + warp); called only when it is used, so a
+                restart costs no flow.
+        """
+        if previous is None or (self.max_chain is not None and previous.steps >= self.max_chain):
+            return self.start(feats)
+        return AggregatorState(self(feats, warp(previous.state)), previous.steps + 1)
+
+    def features(self, state: AggregatorState) -> Features:
+        """Head features of a state."""
+        return self.output(state.state)
 
 
 class ConvGRUCell(nn.Module):
@@ -87,7 +144,7 @@ class ConvGRUCell(nn.Module):
 
 
 @MODELS.register_module()
-class FlowGuidedGRU(BaseModule):
+class FlowGuidedGRU(KeyFrameAggregator):
     """Flow-guided feature aggregation on key frames (Eq. 6) for single or multi-level features.
 
     The detector warps the previous aggregated key state to the new key frame k' with flow (``F̂_{k->k'}``) and calls
@@ -108,13 +165,15 @@ class FlowGuidedGRU(BaseModule):
         candidate_act: ``'relu'`` (Eq. 6, post-ReLU backbone features) or ``'identity'`` (signed FPN features).
         init_as_propagation: start as plain propagation (see :class:`ConvGRUCell`); also makes the 1x1 projections
             (when hidden != in) start as a pseudo-inverse pair.
+        max_chain: restart from a key frame's own features after this many steps (None: never within a video,
+            the paper's whole-video inference; see :class:`KeyFrameAggregator`).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, in_channels: int, hidden_channels: int = 128, num_levels: int = 1, kernel_size: int = 3,
-                 candidate_act: str = 'relu', init_as_propagation: bool = False,
+                 candidate_act: str = 'relu', init_as_propagation: bool = False, max_chain: Optional[int] = None,
                  init_cfg: dict | None = None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(max_chain=max_chain, init_cfg=init_cfg)
         if in_channels <= 0 or hidden_channels <= 0 or num_levels <= 0:
             raise ValueError(f'in_channels, hidden_channels and num_levels must be > 0, got {in_channels}, '
                              f'{hidden_channels}, {num_levels}')

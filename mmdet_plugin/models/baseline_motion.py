@@ -11,7 +11,7 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor
 
-from lightflow.evaluation import DIS_PRESETS, dis_flow
+from lightflow.baseline_flow import DIS_PRESETS, dis_flow
 
 __all__ = ['FrameMotion', 'ZeroMotion', 'DISMotion', 'DIS_PRESETS']
 
@@ -82,8 +82,9 @@ class ZeroMotion(BaseModule):
     Returns (N, 2, 1, 1) zeros: a flow on a one-cell grid covering the frame, which ``FlowWarp`` resizes per level.
     """
 
-    def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
-        """Zero flow from ``img`` (N, 3, H, W) to ``ref_img``: (N, 2, 1, 1)."""
+    def forward(self, img: Tensor, ref_img: Tensor, metas: Sequence[tuple[dict, dict]] | None = None) -> Tensor:
+        """Zero flow from ``img`` (N, 3, H, W) to ``ref_img``: (N, 2, 1, 1). ``metas`` (the frames' metainfo, the
+        motion contract) is unused."""
         if img.dim() != 4 or img.shape != ref_img.shape:
             raise ValueError(f'expected two (N, 3, H, W) frames of one shape, got {tuple(img.shape)} and '
                              f'{tuple(ref_img.shape)}')
@@ -113,12 +114,13 @@ class DISMotion(FrameMotion):
         super().__init__(**kwargs)
         self.preset = preset
 
-    def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
+    def forward(self, img: Tensor, ref_img: Tensor, metas: Sequence[tuple[dict, dict]] | None = None) -> Tensor:
         """Flow from ``img`` to ``ref_img`` (for every pixel of ``img``, its displacement to ``ref_img``).
 
         Args:
             img: (N, 3, H, W) detector-normalised frame the flow is defined on.
             ref_img: (N, 3, H, W) detector-normalised frame it points to (the key frame).
+            metas: per batch item, the two frames' metainfo (the motion contract; unused here).
 
         Returns:
             (N, 2, h, w) float32 flow (u, v) in pixels of the (h, w) flow grid, on ``img``'s device; no gradient.

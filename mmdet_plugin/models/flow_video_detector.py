@@ -11,18 +11,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
+import torch
 from mmdet.models.detectors import BaseDetector
 from mmdet.models.utils import samplelist_boxtype2tensor
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from torch import Tensor
 
+from .aggregator import AggregatorState, KeyFrameAggregator
 from .key_frame_policy import KeyFrameDecision, KeyFramePolicy, build_key_frame_policy, positive_integer
 from .utils import patched_attributes
 
 __all__ = ['FlowVideoDetector', 'FrameRecord']
 
 Feats = tuple[Tensor, ...]
+Metas = Optional[list[tuple[dict, dict]]]  # per batch item: (metainfo of the frame, metainfo of the frame it points to)
 
 MAX_FRAME_RECORDS = 200_000
 
@@ -48,9 +51,9 @@ class _KeyState:
     frame_id: int              # the key frame's id
     last_frame_id: int         # the latest frame seen in this video
     image: Tensor              # (1, 3, H, W) normalised key image, for the flow to it
-    state: Optional[Feats]     # aggregator state per level (None without an aggregator)
+    meta: dict                 # the key frame's metainfo (motions that need to know the frame: OracleMotion)
+    state: Optional[AggregatorState]  # the aggregator's state (None without an aggregator)
     feats: Feats               # head features of the key frame per level (aggregated if an aggregator is used)
-    chain: int = 0             # GRU steps in ``state`` since it last started from a key's own features
 
 
 @MODELS.register_module()
@@ -66,9 +69,14 @@ class FlowVideoDetector(BaseDetector):
     ``MAX_FRAME_RECORDS`` frames were (timed by the tools, see ``mmdet_plugin.apis.timed_predict``).
 
     Training (``loss``): inputs (N, T, 3, H, W) clips; frames 0..T-2 are key frames (in time order), T-1 the current
-    frame whose ground truth gives the loss. With an aggregator the key features are aggregated sequentially with flow
-    between consecutive keys, starting from F̂ = F of the first key; without one only the last key runs the backbone.
-    T == 1 (or no motion module) trains on the current frame's own features.
+    frame whose ground truth gives the loss (the paper: 8 keys l apart, loss on the last frame only). With an
+    aggregator the key features are aggregated sequentially with flow between consecutive keys, starting from F̂ = F
+    of the first key; without one only the last key runs the backbone. T == 1 (or no motion module) trains on the
+    current frame's own features. ``train_cfg.grad_key_frames`` N truncates backpropagation: the backbone of older
+    keys (and the flow between them) runs without gradients, the aggregation steps keep theirs.
+
+    Every motion call passes the frames' metainfo (``motion(img, ref_img, metas)``, as mmtracking's motions), so a
+    motion that needs to know which frames it sees (``OracleMotion``) gets it; the others ignore it.
 
     The heads run through the wrapped detector's own ``loss``/``predict``/``_forward`` with its ``extract_feat``
     replaced by the given features, so any mmdet detector that extracts features once per call works unchanged
@@ -78,12 +86,12 @@ class FlowVideoDetector(BaseDetector):
         detector: config of any mmdet detector with ``extract_feat`` (its own train_cfg/test_cfg inside).
         motion: flow module config (``LightFlowMotion``), or None for a single-frame detector
             (``key_frame_interval`` must then be 1).
-        aggregator: optional ``FlowGuidedGRU`` config.
+        aggregator: optional key-frame aggregator config (a :class:`~.aggregator.KeyFrameAggregator`:
+            ``FlowGuidedGRU``, ``FlowGuidedWeightedAverage``); its ``max_chain`` restarts its state.
         warp: feature warping module config (``FlowWarp``).
-        train_cfg: unused, kept for mmdet's config layout.
-        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'), aggregator_max_chain=None)``;
-            any policy of ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion', threshold=PX)``); ``aggregator_max_chain``
-            N restarts the GRU state from the key's own features after N steps (the clips train 1-2).
+        train_cfg: ``dict(grad_key_frames=None)``: backpropagate into the last N key frames only (None: all).
+        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))``; any policy of
+            ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion', threshold=PX)``).
         data_preprocessor: usually ``dict(type='TrackDataPreprocessor', ...)``.
         init_cfg: mmengine init config.
     """
@@ -99,11 +107,17 @@ class FlowVideoDetector(BaseDetector):
         self.motion = MODELS.build(motion) if motion is not None else None
         self.aggregator = MODELS.build(aggregator) if aggregator is not None else None
         self.warp = MODELS.build(warp if warp is not None else dict(type='FlowWarp'))
+        if self.aggregator is not None and not isinstance(self.aggregator, KeyFrameAggregator):
+            raise ValueError(f'aggregator {type(self.aggregator).__name__} is not a KeyFrameAggregator')
         self.train_cfg = dict(train_cfg or {})
         self.test_cfg = dict(test_cfg or {})
+        if 'aggregator_max_chain' in self.test_cfg:
+            raise ValueError('test_cfg.aggregator_max_chain moved to the aggregator: aggregator=dict(..., max_chain='
+                             f'{self.test_cfg["aggregator_max_chain"]!r})')
+        grad_keys = self.train_cfg.get('grad_key_frames')
+        self.grad_key_frames = None if grad_keys is None else positive_integer('train_cfg.grad_key_frames',
+                                                                               grad_keys)
         self._key: Optional[_KeyState] = None
-        chain = self.test_cfg.get('aggregator_max_chain')  # None: the GRU state is never restarted within a video
-        self.aggregator_max_chain = None if chain is None else positive_integer('test_cfg.aggregator_max_chain', chain)
         self.key_frame_policy = build_key_frame_policy(self.test_cfg.get('key_frame_policy'),
                                                        self.test_cfg.get('key_frame_interval', 10))
         if self.aggregator is not None and self.motion is None:
@@ -160,17 +174,34 @@ class FlowVideoDetector(BaseDetector):
     def _backbone(self, frames: Tensor) -> Feats:
         return tuple(self.detector.extract_feat(frames))
 
-    def _aggregate(self, state: Optional[Feats], feats: Feats, key_img: Optional[Tensor], img: Tensor,
-                   flow: Optional[Tensor] = None) -> Feats:
-        """New aggregator state of key frame ``img``: GRU(F, warp(previous state, flow img -> key_img)); ``flow``:
-        that flow if already computed."""
-        if state is None:
-            return tuple(self.aggregator.init_state(feats))
-        warped = self.warp(state, self.motion(img, key_img) if flow is None else flow)
-        return tuple(self.aggregator(feats, warped))
+    @staticmethod
+    def _pairs(metas: Optional[list[list[dict]]], frames: range, refs: range) -> Metas:
+        """Motion metas for frames ``frames[j]`` -> ``refs[j]`` of every clip, batch-major as ``flatten(0, 1)``."""
+        if metas is None:
+            return None
+        return [(clip[a], clip[b]) for clip in metas for a, b in zip(frames, refs)]
 
-    def _clip_features(self, inputs: Tensor) -> Feats:
-        """Features of the last frame of (N, T, 3, H, W) clips, propagated from the key frames 0..T-2."""
+    def _key_backbone(self, keys: Tensor) -> list[Tensor]:
+        """Features (per level, (N, K, C, h, w)) of (N, K, 3, H, W) key frames in one batched call, or two with
+        ``grad_key_frames``: the older keys without gradients."""
+        n, k = keys.shape[:2]
+        old = self._old_keys(k)
+        parts = []
+        if old:
+            with torch.no_grad():
+                parts.append(self._backbone(keys[:, :old].flatten(0, 1)))
+        parts.append(self._backbone(keys[:, old:].flatten(0, 1)))
+        return [torch.cat([p[i].unflatten(0, (n, -1)) for p in parts], dim=1) for i in range(len(parts[0]))]
+
+    def _old_keys(self, num_keys: int) -> int:
+        """How many of the oldest keys of a training clip get no gradients."""
+        if self.grad_key_frames is None or not torch.is_grad_enabled():
+            return 0
+        return max(num_keys - self.grad_key_frames, 0)
+
+    def _clip_features(self, inputs: Tensor, metas: Optional[list[list[dict]]] = None) -> Feats:
+        """Features of the last frame of (N, T, 3, H, W) clips, propagated from the key frames 0..T-2. ``metas``:
+        per clip, the T frames' metainfo (for the motion)."""
         n, t = inputs.shape[:2]
         current = inputs[:, -1]
         if t == 1 or self.motion is None:
@@ -178,18 +209,27 @@ class FlowVideoDetector(BaseDetector):
         if self.aggregator is None:
             key_feats = self._backbone(inputs[:, -2])
         else:
-            keys = inputs[:, :-1]  # (N, T-1, 3, H, W)
-            # One batched backbone call over all N * (T-1) key frames, then split back per time step.
-            levels = [f.unflatten(0, (n, t - 1)) for f in self._backbone(keys.flatten(0, 1))]
-            state = tuple(self.aggregator.init_state(tuple(f[:, 0] for f in levels)))
-            if t > 2:
-                # Flow k_j -> k_{j-1} for all consecutive key pairs in one motion call.
-                flows = self.motion(keys[:, 1:].flatten(0, 1), keys[:, :-1].flatten(0, 1)).unflatten(0, (n, t - 2))
-                for j in range(1, t - 1):
-                    warped = self.warp(state, flows[:, j - 1])
-                    state = tuple(self.aggregator(tuple(f[:, j] for f in levels), warped))
-            key_feats = tuple(self.aggregator.output(state))
-        return tuple(self.warp(key_feats, self.motion(current, inputs[:, -2])))
+            keys, k = inputs[:, :-1], t - 1  # (N, K, 3, H, W)
+            levels = self._key_backbone(keys)
+            flows = None
+            if k > 1:
+                # Flow k_j -> k_{j-1} for all consecutive key pairs in one motion call (two with grad_key_frames).
+                old = min(max(self._old_keys(k), 1), k)  # pairs ending at a key without gradients: no gradients
+                parts = []
+                for lo, hi, grad in ((1, old, False), (old, k, True)):
+                    if hi > lo:
+                        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+                            flow = self.motion(keys[:, lo:hi].flatten(0, 1), keys[:, lo - 1:hi - 1].flatten(0, 1),
+                                               self._pairs(metas, range(lo, hi), range(lo - 1, hi - 1)))
+                        parts.append(flow.unflatten(0, (n, hi - lo)))
+                flows = torch.cat(parts, dim=1)
+            state = None
+            for j in range(k):
+                state = self.aggregator.step(state, tuple(f[:, j] for f in levels),
+                                             lambda s, j=j: tuple(self.warp(s, flows[:, j - 1])))
+            key_feats = tuple(self.aggregator.features(state))
+        flow = self.motion(current, inputs[:, -2], self._pairs(metas, range(t - 1, t), range(t - 2, t - 1)))
+        return tuple(self.warp(key_feats, flow))
 
     # ---------------------------------------------------------------- heads of the wrapped detector
     @contextmanager
@@ -205,6 +245,14 @@ class FlowVideoDetector(BaseDetector):
             return self.detector.predict(images, samples, rescale=rescale)
 
     # ---------------------------------------------------------------- modes
+    @staticmethod
+    def _clip_metas(data_samples: Optional[Sequence[TrackDataSample]]) -> Optional[list[list[dict]]]:
+        """Per clip, every frame's metainfo."""
+        if data_samples is None:
+            return None
+        return [[f.metainfo for f in (s.video_data_samples if isinstance(s, TrackDataSample) else [s])]
+                for s in data_samples]
+
     @staticmethod
     def _frames(inputs: Tensor, data_samples: Sequence[TrackDataSample], mode: str) -> list[DetDataSample]:
         if inputs.dim() != 5:
@@ -224,7 +272,7 @@ class FlowVideoDetector(BaseDetector):
         """Detection loss on the last frame of each (N, T, 3, H, W) clip, from features propagated from its keys."""
         samples = self._frames(batch_inputs, batch_data_samples, 'loss')
         samplelist_boxtype2tensor(samples)  # TrackDataPreprocessor leaves boxes as BaseBoxes; heads want tensors
-        with self._given_features(self._clip_features(batch_inputs)):
+        with self._given_features(self._clip_features(batch_inputs, self._clip_metas(batch_data_samples))):
             return self.detector.loss(batch_inputs[:, -1], samples)
 
     def _forward(self, batch_inputs: Tensor, batch_data_samples: Optional[Sequence[TrackDataSample]] = None):
@@ -234,7 +282,7 @@ class FlowVideoDetector(BaseDetector):
             samples = self._frames(batch_inputs, batch_data_samples, 'tensor')
         elif batch_inputs.dim() != 5:
             raise ValueError(f'tensor: expected (N, T, 3, H, W) clips, got {tuple(batch_inputs.shape)}')
-        with self._given_features(self._clip_features(batch_inputs)):
+        with self._given_features(self._clip_features(batch_inputs, self._clip_metas(batch_data_samples))):
             return self.detector._forward(batch_inputs[:, -1], samples)
 
     def predict(self, batch_inputs: Tensor, batch_data_samples: Sequence[TrackDataSample],
@@ -243,18 +291,19 @@ class FlowVideoDetector(BaseDetector):
         ``frame_id`` and ``video_id``), propagating features from the cached key frame. Returns the input samples,
         the frame's ``DetDataSample`` holding ``pred_instances`` (boxes in the original image size if ``rescale``)."""
         samples = self._frames(batch_inputs, batch_data_samples, 'predict')
-        img = batch_inputs[:, 0]
+        img, meta = batch_inputs[:, 0], samples[0].metainfo
         video_id, frame_id = self._frame_ids(batch_inputs, samples[0])
         key = self._current_key(video_id, frame_id, img)  # None: the frame starts a new video
         if key is None:
             decision = KeyFrameDecision(True)
         else:
-            decision = self.key_frame_policy.decide(frame_id, key.frame_id, lambda: self.motion(img, key.image),
+            decision = self.key_frame_policy.decide(frame_id, key.frame_id,
+                                                    lambda: self.motion(img, key.image, [(meta, key.meta)]),
                                                     tuple(img.shape[-2:]))
         if decision.is_key:
-            feats = self._key_frame_features(img, video_id, frame_id, key, decision.flow)
+            feats = self._key_frame_features(img, meta, video_id, frame_id, key, decision.flow)
         else:
-            flow = self.motion(img, key.image) if decision.flow is None else decision.flow
+            flow = self.motion(img, key.image, [(meta, key.meta)]) if decision.flow is None else decision.flow
             feats = tuple(self.warp(key.feats, flow))
             key.last_frame_id = frame_id
         self._head_predict(img, feats, samples, rescale)
@@ -283,16 +332,17 @@ class FlowVideoDetector(BaseDetector):
                              f'{tuple(img.shape[-2:])}, its key frame {key.frame_id} was {tuple(key.image.shape[-2:])}')
         return key
 
-    def _key_frame_features(self, img: Tensor, video_id: object, frame_id: int, previous: Optional[_KeyState],
-                            flow: Optional[Tensor]) -> Feats:
-        """Backbone features of a new key frame (aggregated with the ``previous`` key's state, moved by ``flow`` if
-        the policy computed it), cached as the current key."""
-        feats, state, chain = self._backbone(img), None, 0
+    def _key_frame_features(self, img: Tensor, meta: dict, video_id: object, frame_id: int,
+                            previous: Optional[_KeyState], flow: Optional[Tensor]) -> Feats:
+        """Backbone features of a new key frame (aggregated with the ``previous`` key's state, moved by ``flow`` to
+        it, computed here unless the policy did), cached as the current key."""
+        feats, state = self._backbone(img), None
         if self.aggregator is not None:
-            if previous is not None and self.aggregator_max_chain and previous.chain >= self.aggregator_max_chain:
-                previous = None  # restart: chains longer than the training clips' drift (interval 1: 30 steps)
-            state = self._aggregate(previous.state if previous else None, feats,
-                                    previous.image if previous else None, img, flow)
-            feats, chain = tuple(self.aggregator.output(state)), previous.chain + 1 if previous else 0
-        self._key = _KeyState(video_id, frame_id, frame_id, img, state, feats, chain)
+            def warp(prev_state: Feats) -> Feats:
+                to_prev = self.motion(img, previous.image, [(meta, previous.meta)]) if flow is None else flow
+                return tuple(self.warp(prev_state, to_prev))
+
+            state = self.aggregator.step(previous.state if previous else None, feats, warp)
+            feats = tuple(self.aggregator.features(state))
+        self._key = _KeyState(video_id, frame_id, frame_id, img, meta, state, feats)
         return feats

@@ -103,12 +103,13 @@ class LightFlowMotion(FrameMotion):
                     m.eval()
         return self
 
-    def forward(self, img: Tensor, ref_img: Tensor) -> Tensor:
+    def forward(self, img: Tensor, ref_img: Tensor, metas: Sequence[tuple[dict, dict]] | None = None) -> Tensor:
         """Flow from ``img`` to ``ref_img``: for every pixel of ``img``, its displacement to ``ref_img``.
 
         Args:
             img: (N, 3, H, W) detector-normalised frame (the frame whose pixels the flow is defined on).
             ref_img: (N, 3, H, W) detector-normalised frame it points to (the key frame).
+            metas: per batch item, the two frames' metainfo (the motion contract; unused here).
 
         Returns:
             (N, 2, h, w) flow (u, v) in pixels of its own (h, w) grid, which covers the whole frame (h <= H, w <= W;

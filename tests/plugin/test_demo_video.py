@@ -180,7 +180,7 @@ def test_checkpoint_of_another_model_is_refused(detector, tmp_path):
 def test_demo_show_flow_adds_motion_and_dis_panels(detector, tmp_path):
     """--show-flow: [frame | detector's flow to the key | DIS MEDIUM flow to the key]; white (no motion) on key frames,
     colour where the synthetic camera pans on the others."""
-    config = REPO / 'configs' / 'vid' / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
+    config = REPO / 'configs' / 'vid' / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py'
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import MODELS

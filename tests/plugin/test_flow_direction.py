@@ -15,9 +15,9 @@ def spy_motion(model) -> list[tuple[torch.Tensor, torch.Tensor]]:
     calls = []
     forward = model.motion.forward
 
-    def spy(img, ref_img):
+    def spy(img, ref_img, metas=None):
         calls.append((img.detach().clone(), ref_img.detach().clone()))
-        return forward(img, ref_img)
+        return forward(img, ref_img, metas)
     model.motion.forward = spy
     return calls
 

@@ -21,8 +21,9 @@ def stub_flow(model: FlowVideoDetector, flows: dict[int, tuple[float, float]], g
     for Light Flow, whose output grid is smaller than the frame). Returns the frame ids it was called for, in order."""
     calls = []
 
-    def forward(img, ref):
-        frame_id = model._current_frame
+    def forward(img, ref, metas):
+        frame_id = metas[0][0]['frame_id']  # the motion contract: the frame's metainfo comes with it
+        assert metas[0][1]['frame_id'] < frame_id
         calls.append(frame_id)
         u, v = flows[frame_id]
         flow = torch.empty(img.shape[0], 2, *grid)
@@ -36,7 +37,6 @@ def stub_flow(model: FlowVideoDetector, flows: dict[int, tuple[float, float]], g
 def run_frames(model: FlowVideoDetector, frame_ids, video_id: int = 0) -> list[bool]:
     with torch.no_grad():
         for frame_id in frame_ids:
-            model._current_frame = frame_id
             out = model.test_step(frame_batch(model, frame_id, video_id=video_id, height=HEIGHT, width=WIDTH))
             assert 'pred_instances' in out[0].video_data_samples[0]
     return [r.is_key for r in model.frame_records]
@@ -93,7 +93,7 @@ def test_motion_statistic_mean_or_high_percentile(statistic, expect_key):
     model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
         threshold=5.0, statistic=statistic))).eval()
 
-    def forward(img, ref):
+    def forward(img, ref, metas=None):
         flow = torch.zeros(1, 2, HEIGHT, WIDTH)
         flow[:, 0, :HEIGHT // 4] = 10.0
         return flow
@@ -303,9 +303,9 @@ def test_profiled_parts_split_key_and_non_key_frames():
     model = video_detector(aggregator=True, test_cfg=dict(key_frame_interval=3)).eval()
     slow = model.warp.forward
 
-    def slow_warp(*args, **kwargs):  # every warp costs at least 20 ms: it must land in 'warp' and nowhere else
+    def slow_warp(*args, **kwargs):  # every warp costs at least 100 ms: it must land in 'warp' and nowhere else
         import time
-        time.sleep(0.02)
+        time.sleep(0.1)
         return slow(*args, **kwargs)
 
     model.warp.forward = slow_warp
@@ -325,7 +325,7 @@ def test_profiled_parts_split_key_and_non_key_frames():
         else:
             assert 'features' not in f and 'aggregate' not in f and f['flow'] > 0
         if 'warp' in f:
-            assert f['warp'] >= 0.02 and f['head'] < 0.02
+            assert f['warp'] >= 0.1 and f['head'] < 0.1  # a busy machine may slow the head, not by 100 ms
     summary = summarize_parts(frames)
     assert summary['non-key']['features'] == 0 and summary['key']['features'] > 0
     assert summary['non-key']['warp'] >= 20.0
@@ -340,7 +340,7 @@ def test_relative_statistic_ignores_the_camera_motion(camera, expect_key):
     model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
         threshold=5.0, statistic='p90_relative'))).eval()
 
-    def forward(img, ref):
+    def forward(img, ref, metas=None):
         flow = torch.zeros(1, 2, HEIGHT, WIDTH)
         flow[:, 0] = camera
         flow[:, 1, :HEIGHT // 5] = 8.0
@@ -354,6 +354,6 @@ def test_relative_statistic_ignores_the_camera_motion(camera, expect_key):
 def test_relative_statistic_stays_quiet_under_a_pure_pan():
     model = video_detector(test_cfg=dict(key_frame_interval=10, key_frame_policy=motion_policy(
         threshold=1.0, statistic='p90_relative'))).eval()
-    model.motion.forward = lambda img, ref: torch.full((1, 2, HEIGHT, WIDTH), 20.0)  # 28 px of camera motion
+    model.motion.forward = lambda img, ref, metas=None: torch.full((1, 2, HEIGHT, WIDTH), 20.0)  # 28 px of camera motion
     assert run_frames(model, range(3)) == [True, False, False]
     assert model.frame_records[1].motion_px == pytest.approx(0.0, abs=1e-4)

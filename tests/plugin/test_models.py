@@ -290,7 +290,7 @@ def test_nonkey_frame_identical_to_key_frame_gives_key_predictions():
     """With an identical non-key frame, warped features differ from the key's only by the (untrained) flow;
     with the flow forced to zero the non-key path must reproduce the key frame's detections exactly."""
     model = video_detector(interval=10).eval()
-    model.motion.forward = lambda img, ref: torch.zeros(img.shape[0], 2, *img.shape[-2:])
+    model.motion.forward = lambda img, ref, metas=None: torch.zeros(img.shape[0], 2, *img.shape[-2:])
     with torch.no_grad():
         key = model.test_step(frame_batch(model, 0, video_id=0))[0].video_data_samples[0].pred_instances
         same = frame_batch(model, 0, video_id=0)
@@ -305,7 +305,7 @@ def test_predict_with_aggregator_updates_state_on_key_frames():
     with torch.no_grad():
         model.test_step(frame_batch(model, 0, video_id=0))
         first = model._key.feats
-        assert all(torch.equal(a, b) for a, b in zip(first, model._key.state))  # F̂ = F on a video's first key
+        assert all(torch.equal(a, b) for a, b in zip(first, model._key.state.state))  # F̂ = F on a video's first key
         model.test_step(frame_batch(model, 1, video_id=0))
         model.test_step(frame_batch(model, 2, video_id=0))
         feats2 = model._backbone(frame_batch(model, 2, video_id=0)['inputs'][:, 0])
@@ -381,20 +381,22 @@ def test_loss_on_clips_backpropagates_into_flow_and_detector(aggregator):
 
 
 def test_aggregator_max_chain_restarts_the_gru_state():
-    """test_cfg.aggregator_max_chain=1: every second key frame starts its state from its own features again (the
-    training clips chain 1 GRU step; at interval 1 an unbounded chain runs 30 steps it never trained for)."""
-    chains = {}
+    """aggregator.max_chain=1: every second key frame starts its state from its own features again; None (the paper's
+    whole-video inference) carries one chain over all keys of a video."""
+    steps = {}
     for max_chain in (None, 1):
-        model = video_detector(interval=1, aggregator=True,
-                               test_cfg=dict(key_frame_interval=1, aggregator_max_chain=max_chain)).eval()
+        model = video_detector(interval=1, aggregator=True).eval()
+        model.aggregator.max_chain = max_chain
         with torch.no_grad():
             for frame_id in range(3):
                 model.test_step(frame_batch(model, frame_id, video_id=0))
-            chains[max_chain] = model._key.chain
+            steps[max_chain] = model._key.state.steps
             if max_chain == 1:
                 own = model.aggregator.init_state(tuple(model.detector.extract_feat(model._key.image)))
-                for a, b in zip(model._key.state, own):
+                for a, b in zip(model._key.state.state, own):
                     assert torch.equal(a, b)
-    assert chains == {None: 2, 1: 0}
-    with pytest.raises(ValueError, match='test_cfg.aggregator_max_chain must be an integer >= 1, got 0'):
-        video_detector(aggregator=True, test_cfg=dict(key_frame_interval=2, aggregator_max_chain=0))
+    assert steps == {None: 2, 1: 0}
+    with pytest.raises(ValueError, match='max_chain must be a positive integer or None, got 0'):
+        MODELS.build(dict(type='FlowGuidedGRU', in_channels=16, hidden_channels=16, max_chain=0))
+    with pytest.raises(ValueError, match='test_cfg.aggregator_max_chain moved to the aggregator'):
+        video_detector(aggregator=True, test_cfg=dict(key_frame_interval=2, aggregator_max_chain=2))

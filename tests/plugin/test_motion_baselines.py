@@ -120,7 +120,7 @@ def panning_set(tmp_path_factory) -> Path:
 
 def test_benchmark_motion_scores_a_known_pan(panning_set, tmp_path, load_tool):
     tool = load_tool('benchmark_motion')
-    config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
+    config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py'
     rows = tool.main([str(config), '--motions', 'zero', 'dis_medium', '--interval', '4', '--out-dir', str(tmp_path),
                       '--work-dir', str(tmp_path / 'work'), '--cfg-options', f'data_root={panning_set}/'])
     zero, dis = rows
@@ -141,7 +141,7 @@ def test_benchmark_motion_scores_a_known_pan(panning_set, tmp_path, load_tool):
 
 def test_benchmark_motion_refuses_unknown_motion(panning_set, tmp_path, load_tool):
     tool = load_tool('benchmark_motion')
-    config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-3e-ft_synthvid.py'
+    config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py'
     with pytest.raises(FileNotFoundError, match='--motions nonsense: not zero'):
         tool.main([str(config), '--motions', 'nonsense', '--cfg-options', f'data_root={panning_set}/'])
     with pytest.raises(ValueError, match='--motions own: needs a CHECKPOINT'):

@@ -3,6 +3,7 @@ generator wrote it (it holds a marker file), and a memory estimate checked befor
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -53,9 +54,10 @@ def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_dir(out_dir: Path) -> Iterator[Path]:
+def atomic_dir(out_dir: Path, info: dict | None = None) -> Iterator[Path]:
     """Yield a temp folder beside ``out_dir`` (resolved, checked by :func:`check_out_dir`); on success it gets the
-    :data:`MARKER` and replaces ``out_dir`` in one rename. Nothing is left behind on failure."""
+    :data:`MARKER` (a JSON object holding ``info``: what wrote the set, e.g. the generator's arguments) and replaces
+    ``out_dir`` in one rename. Nothing is left behind on failure."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', suffix='.tmp', dir=out_dir.parent))
     try:
@@ -63,7 +65,8 @@ def atomic_dir(out_dir: Path) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders; the dataset should get the usual permissions
         yield tmp
-        (tmp / MARKER).write_text('a synthetic data set written by lightflow; --overwrite may replace this folder\n')
+        note = 'a synthetic data set written by lightflow; --overwrite may replace this folder'
+        (tmp / MARKER).write_text(json.dumps(dict(note=note, **(info or {}))) + '\n')
         if not out_dir.exists():
             os.replace(tmp, out_dir)
             return

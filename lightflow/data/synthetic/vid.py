@@ -44,7 +44,7 @@ from .output import atomic_dir, check_memory, check_out_dir
 from .photos import load_photos
 
 __all__ = ['CLASSES', 'POLE', 'SPEEDS', 'SceneObject', 'VideoScene', 'make_scene', 'object_mask', 'object_box',
-           'render_background', 'degrade', 'render_frame', 'scene_annotations', 'build_scenes',
+           'render_background', 'degrade', 'render_frame', 'scene_annotations', 'build_scene', 'build_scenes',
            'generate_synthetic_vid', 'dataset_statistics', 'measured_speeds', 'check_frame_memory']
 
 CLASSES = ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
@@ -381,18 +381,22 @@ def check_frame_memory(height: int, width: int, num_frames: int, what: str) -> N
     check_memory(_BYTES_PER_PIXEL * (height + 2 * margin) * (width + 2 * margin), what)
 
 
+def build_scene(index: int, num_train_videos: int, num_val_videos: int, num_frames: int, height: int, width: int,
+                seed: int, blur_prob: float = 0.15) -> VideoScene:
+    """Scene ``index`` of :func:`build_scenes` (train videos first, then val) without drawing the others."""
+    child = np.random.SeedSequence(seed).spawn(num_train_videos + num_val_videos)[index]
+    rng = np.random.default_rng(child)
+    return make_scene(rng, height, width, num_frames, num_objects=int(rng.integers(3, 7)),
+                      num_poles=int(rng.integers(0, 3)), blur_prob=blur_prob)
+
+
 def build_scenes(num_train_videos: int, num_val_videos: int, num_frames: int, height: int, width: int,
                  seed: int, blur_prob: float = 0.15) -> dict[str, list[VideoScene]]:
     """The scenes :func:`generate_synthetic_vid` renders: ``{'train': [...], 'val': [...]}`` (3 to 6 objects and 0
     to 2 poles each)."""
-    seeds = np.random.SeedSequence(seed).spawn(num_train_videos + num_val_videos)
-    scenes: dict[str, list[VideoScene]] = {'train': [], 'val': []}
-    for index, child in enumerate(seeds):
-        split = 'train' if index < num_train_videos else 'val'
-        rng = np.random.default_rng(child)
-        scenes[split].append(make_scene(rng, height, width, num_frames, num_objects=int(rng.integers(3, 7)),
-                                        num_poles=int(rng.integers(0, 3)), blur_prob=blur_prob))
-    return scenes
+    args = (num_train_videos, num_val_videos, num_frames, height, width, seed, blur_prob)
+    scenes = [build_scene(index, *args) for index in range(num_train_videos + num_val_videos)]
+    return {'train': scenes[:num_train_videos], 'val': scenes[num_train_videos:]}
 
 
 def generate_synthetic_vid(out_dir: str | os.PathLike, num_train_videos: int = 40, num_val_videos: int = 12,
@@ -426,7 +430,10 @@ def generate_synthetic_vid(out_dir: str | os.PathLike, num_train_videos: int = 4
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=(num_train_videos + num_val_videos) * num_frames, desc='synthetic VID', unit='frame')
-    with atomic_dir(out_dir) as tmp:
+    # The marker records what rebuilds the scenes (exact motion: vid_motion.scene_in_set).
+    info = dict(num_train_videos=int(num_train_videos), num_val_videos=int(num_val_videos), num_frames=int(num_frames),
+                height=int(height), width=int(width), seed=int(seed), blur_prob=float(blur_prob))
+    with atomic_dir(out_dir, info) as tmp:
         for split, split_scenes in scenes.items():
             coco = dict(categories=categories, videos=[], images=[], annotations=[])
             instance_base = 0
