@@ -24,7 +24,8 @@ setup(
     long_description=(here / 'README.md').read_text() if (here / 'README.md').exists() else '',
     long_description_content_type='text/markdown',
     python_requires='>=3.10',
-    packages=find_packages(include=['lightflow', 'lightflow.*', 'mmdet_plugin', 'mmdet_plugin.*']),
+    packages=find_packages(include=['lightflow', 'lightflow.*', 'mmdet_plugin', 'mmdet_plugin.*', 'lightflow_deploy',
+                                    'lightflow_deploy.*']),
     # The shipped pretrained weights (lightflow.load_pretrained); MANIFEST.in puts them in the sdist too.
     package_data={'lightflow': ['weights/*.pth']},
     # opencv-python rather than -headless: mmcv (the `mmdet` extra) depends on it, and both provide `cv2`.

@@ -34,10 +34,13 @@ class NonKeyStep(nn.Module):
     Args:
         detector: a :class:`FlowVideoDetector` with a ``LightFlowMotion`` and a single-stage detector whose head
             returns per-level lists (``(cls_scores, bbox_preds)`` for RetinaNet, plus centernesses for FCOS).
+        with_flow: also return the (N, 2, h, w) flow img -> key_img on the motion grid, last (the adaptive
+            key-frame policy's motion statistic is computed from it).
     """
 
-    def __init__(self, detector: FlowVideoDetector) -> None:
+    def __init__(self, detector: FlowVideoDetector, with_flow: bool = False) -> None:
         super().__init__()
+        self.with_flow = bool(with_flow)
         motion = detector.motion
         if motion is None:
             raise ValueError('NonKeyStep needs a detector with a motion module (a single-frame detector has no '
@@ -66,8 +69,9 @@ class NonKeyStep(nn.Module):
                             fast=True)
                   for f in key_feats]
         # Flatten whatever the head returns: (cls_scores, bbox_preds) for RetinaNet, + centernesses for FCOS.
-        return tuple(t for group in self.head(tuple(warped))
-                     for t in ((group,) if isinstance(group, Tensor) else group))
+        out = tuple(t for group in self.head(tuple(warped))
+                    for t in ((group,) if isinstance(group, Tensor) else group))
+        return (*out, flow) if self.with_flow else out
 
 
 def nonkey_inputs(detector: FlowVideoDetector, key_img: Tensor, img: Tensor) -> tuple[Tensor, ...]:
