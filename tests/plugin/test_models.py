@@ -39,10 +39,11 @@ def retinanet_cfg(num_classes: int = 3) -> dict:
                       max_per_img=10))
 
 
-def video_detector(interval: int = 2, aggregator: bool = False, **overrides) -> FlowVideoDetector:
+def video_detector(interval: int = 2, aggregator: bool | dict = False, **overrides) -> FlowVideoDetector:
     cfg = dict(type='FlowVideoDetector', detector=retinanet_cfg(),
                motion=dict(type='LightFlowMotion', width_mult=0.25, img_mean=MEAN, img_std=STD),
-               aggregator=dict(type='FlowGuidedGRU', in_channels=16, hidden_channels=16) if aggregator else None,
+               aggregator=aggregator if isinstance(aggregator, dict) else
+               dict(type='FlowGuidedGRU', in_channels=16, hidden_channels=16) if aggregator else None,
                test_cfg=dict(key_frame_interval=interval),
                data_preprocessor=dict(type='TrackDataPreprocessor', mean=MEAN, std=STD, bgr_to_rgb=True,
                                       pad_size_divisor=32))
@@ -400,3 +401,84 @@ def test_aggregator_max_chain_restarts_the_gru_state():
         MODELS.build(dict(type='FlowGuidedGRU', in_channels=16, hidden_channels=16, max_chain=0))
     with pytest.raises(ValueError, match='test_cfg.aggregator_max_chain moved to the aggregator'):
         video_detector(aggregator=True, test_cfg=dict(key_frame_interval=2, aggregator_max_chain=2))
+
+
+def test_eight_key_clip_runs_seven_aggregation_steps_and_the_loss_is_on_the_last_frame():
+    """A clip of 8 keys + 1 current frame: 7 GRU steps (a spy on the aggregator), in time order, the first key's
+    state its own features; the head sees only the last frame's ground truth."""
+    torch.manual_seed(0)
+    model = video_detector(aggregator=True).train()
+    model.detector.eval()  # BN on running statistics: a key's features do not depend on its batch
+    steps = []
+    forward = model.aggregator.forward
+    model.aggregator.forward = lambda feats, warped: steps.append(feats[0].detach().clone()) or forward(feats, warped)
+    batch = clip_batch(model, num_clips=1, num_frames=9)
+    seen = []
+    loss = model.detector.loss
+    model.detector.loss = lambda inputs, samples: seen.append((inputs.clone(), samples)) or loss(inputs, samples)
+    losses = model(**batch, mode='loss')
+    assert torch.isfinite(sum(sum(v) if isinstance(v, list) else v for v in losses.values()))
+    assert len(steps) == 7
+    keys = batch['inputs'][0, :8]
+    own = [model._backbone(keys[j:j + 1])[0] for j in (1, 7)]
+    assert torch.allclose(steps[0], own[0], atol=1e-5) and torch.allclose(steps[6], own[1], atol=1e-5)
+    (inputs, samples), = seen
+    assert torch.equal(inputs, batch['inputs'][:, -1])
+    last = batch['data_samples'][0].video_data_samples[-1]
+    assert len(samples) == 1 and samples[0] is last
+
+
+def test_grad_key_frames_truncates_backprop_to_the_last_keys():
+    """train_cfg.grad_key_frames=2 on 8 keys: 6 keys' backbones (and the flow between them) run without gradients,
+    the last 2 with; every aggregation step keeps its gradients, so the GRU still learns."""
+    torch.manual_seed(0)
+    model = video_detector(aggregator=True, train_cfg=dict(grad_key_frames=2)).train()
+    graded = []
+    backbone = model.detector.backbone
+    forward = backbone.forward
+    backbone.forward = lambda x: graded.append((x.shape[0], torch.is_grad_enabled())) or forward(x)
+    flows = []
+    motion_forward = model.motion.forward
+    model.motion.forward = lambda a, b, metas=None: flows.append((a.shape[0], torch.is_grad_enabled())) or \
+        motion_forward(a, b, metas)
+    losses = model(**clip_batch(model, num_clips=2, num_frames=9), mode='loss')
+    sum(sum(v) if isinstance(v, list) else v for v in losses.values()).backward()
+    assert graded == [(12, False), (4, True)]
+    assert flows == [(10, False), (4, True), (2, True)]  # pairs 1..5 -> no grad; 6, 7 and the current frame: grad
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.aggregator.parameters())
+    with pytest.raises(ValueError, match='train_cfg.grad_key_frames'):
+        video_detector(aggregator=True, train_cfg=dict(grad_key_frames=0))
+
+
+def test_whole_video_inference_carries_one_state_and_restarts_at_the_next_video():
+    """max_chain=None (the paper): one aggregation chain over every key of a video; a new video starts afresh."""
+    model = video_detector(interval=2, aggregator=True).eval()
+    assert model.aggregator.max_chain is None
+    with torch.no_grad():
+        for frame_id in range(9):  # keys 0, 2, 4, 6, 8
+            model.test_step(frame_batch(model, frame_id, video_id=0))
+        assert model._key.state.steps == 4
+        model.test_step(frame_batch(model, 0, video_id=1))
+        own = model.aggregator.init_state(tuple(model.detector.extract_feat(model._key.image)))
+    assert model._key.state.steps == 0 and all(torch.equal(a, b) for a, b in zip(model._key.state.state, own))
+
+
+def test_the_weighted_average_aggregator_is_picked_from_a_config():
+    """The paper's Table 4 baseline, registered: a config swaps it in with no edit to the detector; it trains (every
+    parameter gets a gradient) and aggregates at test time."""
+    torch.manual_seed(0)
+    model = video_detector(interval=2, aggregator=dict(type='FlowGuidedWeightedAverage', in_channels=16, embed_channels=8))
+    assert type(model.aggregator).__name__ == 'FlowGuidedWeightedAverage'
+    model.train()
+    losses = model(**clip_batch(model, num_clips=2, num_frames=4), mode='loss')
+    sum(sum(v) if isinstance(v, list) else v for v in losses.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.aggregator.parameters())
+    x, h = torch.rand(1, 16, 4, 6), torch.rand(1, 16, 4, 6)
+    w = model.aggregator.history_weight(x, h)
+    assert torch.allclose(model.aggregator(x, h), (1 - w) * x + w * h)
+    assert torch.allclose(model.aggregator.history_weight(x, x), torch.full_like(w, 0.5), atol=1e-5)
+    model.eval()
+    with torch.no_grad():
+        for frame_id in range(3):
+            model.test_step(frame_batch(model, frame_id, video_id=0))
+    assert model._key.state.steps == 1

@@ -238,3 +238,17 @@ def test_concat_video_dataset_with_track_sampler(synth):
     with pytest.raises(ValueError, match='different classes'):
         DATASETS.build(dict(type='ConcatVideoDataset', datasets=[
             train, dict(copy.deepcopy(train), metainfo=dict(classes=('disc',)))]))
+
+
+def test_eight_key_clip_is_spaced_exactly_l_and_repeats_the_first_frame_near_the_start():
+    """The paper's clip: 8 keys exactly l apart (the test-time schedule), the current frame 0..l-1 after the last;
+    a clip that reaches before the video's start repeats its first frame (not refused)."""
+    sampler = KeyFrameClipSample(num_key_frames=8, key_frame_interval=10, random_interval=False)
+    frames = list(range(120))
+    assert sampler.sample_indices(frames, 97) == [20, 30, 40, 50, 60, 70, 80, 90, 97]
+    assert sampler.sample_indices(frames, 90) == [20, 30, 40, 50, 60, 70, 80, 90, 90]
+    assert sampler.sample_indices(frames, 34) == [0, 0, 0, 0, 0, 10, 20, 30, 34]
+    for field, kwargs in (('num_key_frames', dict(num_key_frames=0)), ('key_frame_interval',
+                                                                        dict(key_frame_interval=-3))):
+        with pytest.raises(ValueError, match=f'KeyFrameClipSample.{field}'):
+            KeyFrameClipSample(**kwargs)
