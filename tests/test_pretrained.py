@@ -373,7 +373,8 @@ def _synthvid_warp_error(net) -> float:
     weights saw, the flow computed at 128x128 as the synthvid detectors compute it (None: zero flow)."""
     import torch.nn.functional as F
 
-    from lightflow.data.synthetic.vid import build_scenes, render_frame
+    from lightflow.data.synthetic.vid_render import render_frame
+    from lightflow.data.synthetic.vid_scene import build_scenes
     from lightflow.evaluation import warp_error
     from lightflow.warp import resize_flow
 

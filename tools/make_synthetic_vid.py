@@ -1,7 +1,7 @@
 """Write the synthetic video-detection set (JPEG frames + CocoVID JSON) used by configs/vid/*synthetic_vid*.
 
 Usage:
-    python tools/make_synthetic_vid.py data/synthetic_vid [--num-videos 40 --num-val-videos 12 --frames 30
+    python tools/make_synthetic_vid.py data/synthetic_vid [--num-videos 20 --num-val-videos 12 --frames 120
                                                            --size 224 288 --blur-prob 0.15 --seed 0 --overwrite]
 
 Prints each split's statistics: boxes per frame, blurred frames, partly hidden boxes, boxes per class, and the
@@ -15,15 +15,16 @@ import time
 from pathlib import Path
 
 from lightflow import cli
-from lightflow.data.synthetic import vid
+from lightflow.data.synthetic import vid, vid_stats
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = cli.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('out_dir', help='output folder (written atomically; see --overwrite)')
-    parser.add_argument('--num-videos', type=cli.positive_int, default=40, help='training videos')
+    parser.add_argument('--num-videos', type=cli.positive_int, default=20, help='training videos')
     parser.add_argument('--num-val-videos', type=cli.positive_int, default=12, help='validation videos')
-    parser.add_argument('--frames', type=cli.positive_int, default=30, help='frames per video')
+    parser.add_argument('--frames', type=cli.positive_int, default=120,
+                        help='frames per video (>= 80: 8 key frames 10 apart, the paper\'s training clip)')
     parser.add_argument('--size', type=cli.positive_int, nargs=2, default=(224, 288), metavar=('H', 'W'),
                         help='frame size (the paper\'s mobile setting: 224 px short side)')
     parser.add_argument('--blur-prob', type=cli.finite_float, default=0.15,
@@ -49,8 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f'{split}: {len(data["videos"])} videos, {len(data["images"])} frames, '
               f'{len(data["annotations"])} boxes -> {Path(args.out_dir) / "annotations" / (split + ".json")}')
         if data['annotations']:
-            measured = None if args.no_stats else vid.measured_speeds(data)
-            print('  ' + describe(vid.dataset_statistics(data), measured, not args.no_stats))
+            measured = None if args.no_stats else vid_stats.measured_speeds(data)
+            print('  ' + describe(vid_stats.dataset_statistics(data), measured, not args.no_stats))
     print(f'done in {took:.1f} s')
 
 

@@ -12,7 +12,9 @@ from mmdet.registry import MODELS
 
 import mmdet_plugin  # noqa: F401
 from lightflow.data.synthetic.output import MARKER
-from lightflow.data.synthetic.vid import SceneObject, VideoScene, generate_synthetic_vid, render_frame
+from lightflow.data.synthetic.vid import generate_synthetic_vid
+from lightflow.data.synthetic.vid_render import render_frame
+from lightflow.data.synthetic.vid_scene import SceneObject, VideoScene
 from lightflow.data.synthetic.vid_motion import exact_flow, scene_of_frame
 from lightflow.warp import flow_warp
 

@@ -12,9 +12,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from lightflow.data.synthetic.vid import (CLASSES, POLE, SceneObject, VideoScene, build_scenes, dataset_statistics,
-                                         degrade, generate_synthetic_vid, object_box, render_background, render_frame,
-                                         scene_annotations)
+from lightflow.data.synthetic.vid import generate_synthetic_vid
+from lightflow.data.synthetic.vid_render import (degrade, object_box, render_background, render_frame,
+                                                 scene_annotations)
+from lightflow.data.synthetic.vid_scene import CLASSES, POLE, SceneObject, VideoScene, build_scenes
+from lightflow.data.synthetic.vid_stats import dataset_statistics
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL = dict(num_train_videos=3, num_val_videos=2, num_frames=20, height=96, width=128, seed=3)
@@ -188,8 +190,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_generator_needs_no_mmdet(tmp_path):
-    """The tool (measured speed mix included) imports the generator normally and never imports mmdet; the old
-    ``mmdet_plugin.synthetic_vid`` name is a thin re-export."""
+    """The tool (measured speed mix included) imports the generator normally and never imports mmdet."""
     tool = REPO / 'tools' / 'make_synthetic_vid.py'
     argv = [str(tmp_path / 'd'), '--num-videos', '1', '--num-val-videos', '1', '--frames', '3', '--size', '64', '64']
     code = (f'import runpy, sys; runpy.run_path(r"{tool}")["main"]({argv!r}); '
@@ -198,9 +199,6 @@ def test_generator_needs_no_mmdet(tmp_path):
                           env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1'))
     assert done.returncode == 0, done.stderr
     assert 'measured' in done.stdout and 'importlib' not in tool.read_text()
-    import mmdet_plugin.synthetic_vid as old
-
-    assert old.generate_synthetic_vid is generate_synthetic_vid and old.POLE == POLE
 
 
 def test_statistics_and_occlusion_in_the_set(small_set):

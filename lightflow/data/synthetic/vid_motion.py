@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .output import MARKER
-from .vid import VideoScene, build_scene, object_mask
+from .vid_render import object_mask
+from .vid_scene import VideoScene, build_scene
 
 __all__ = ['exact_flow', 'surface_labels', 'scene_args', 'scene_in_set', 'scene_of_frame']
 
@@ -43,7 +44,7 @@ def exact_flow(scene: VideoScene, t: int, k: int) -> tuple[np.ndarray, np.ndarra
     """The exact flow from frame ``t`` to frame ``k`` of ``scene`` and the pixels it cannot be checked on.
 
     Args:
-        scene: a scene of :func:`~lightflow.data.synthetic.vid.build_scenes`.
+        scene: a scene of :func:`~lightflow.data.synthetic.vid_scene.build_scenes`.
         t: the frame the flow is defined on. k: the frame it points to (the key frame).
 
     Returns:

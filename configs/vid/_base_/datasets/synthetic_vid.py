@@ -1,8 +1,10 @@
-# Synthetic VID (tools/make_synthetic_vid.py data/synthetic_vid): 6 shape classes, frames 224x288 (HxW: the paper's
+# Synthetic VID (tools/make_synthetic_vid.py data/synthetic_vid: 20 train / 12 val videos of 120 frames by default):
+# 6 shape classes, frames 224x288 (HxW: the paper's
 # mobile setting, 224 px short side), moving camera, occlusion, blurred frames; CocoVID JSON.
 #
 # What model configs can rely on (the data contract):
-# - train: each sample is one clip of T = num_key_frames + 1 = 3 frames of ONE video (KeyFrameClipSample), packed by
+# - train: each sample is one clip of T = num_key_frames + 1 frames (3 here, 9 in the 8-key GRU config) of ONE video
+#   (KeyFrameClipSample), packed by
 #   PackTrackInputs: `inputs` (T, 3, H, W) uint8 (BGR) and a TrackDataSample whose `video_data_samples` are T
 #   DetDataSamples ordered by frame_id (non-decreasing; a frame repeats only at a video's start). The LAST frame is
 #   the current frame (it carries the loss); the first T-1 are key frames spaced up to `key_frame_interval` apart,
