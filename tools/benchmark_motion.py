@@ -57,62 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _check_motion_tokens(tokens: list[str], checkpoint: str | None) -> None:
-    from lightflow.pretrained import list_pretrained
-
-    for token in tokens:
-        if token in ('zero', 'exact', 'dis_ultrafast', 'dis_fast', 'dis_medium') or token in list_pretrained():
-            continue
-        if token == 'own':
-            if checkpoint is None:
-                raise ValueError('--motions own: needs a CHECKPOINT (its Light Flow)')
-            continue
-        if not Path(token).is_file():
-            raise FileNotFoundError(f'--motions {token}: not zero / dis_* / own, a shipped Light Flow name '
-                                    f'({", ".join(list_pretrained())}) or an existing checkpoint file')
-
-
-def build_motion(token: str, motion_cfg: dict, own=None):
-    """The motion module ``token`` names, with the flow-input settings (scale, normalisation) of ``motion_cfg``."""
-    from mmdet.registry import MODELS
-
-    import mmdet_plugin  # noqa: F401  (registers the motion modules)
-
-    frame_keys = ('flow_scale', 'img_mean', 'img_std', 'bgr_to_rgb')
-    if token == 'zero':
-        return MODELS.build(dict(type='ZeroMotion'))
-    if token == 'exact':
-        return MODELS.build(dict(type='OracleMotion', **{k: motion_cfg[k] for k in frame_keys if k in motion_cfg}))
-    if token.startswith('dis_'):
-        return MODELS.build(dict(type='DISMotion', preset=token[4:], **{k: motion_cfg[k] for k in frame_keys
-                                                                          if k in motion_cfg}))
-    if token == 'own':
-        return own
-    cfg = dict(motion_cfg, pretrained=token, init_cfg=None)
-    module = MODELS.build(cfg)
-    module.init_weights()
-    return module
-
-
-def motion_label(token: str, motion_cfg: dict, frame_size: tuple[int, int]) -> str:
-    """Table label: the motion and the size it computes the flow at."""
-    from mmdet_plugin.models.baseline_motion import FrameMotion
-
-    scale = motion_cfg.get('flow_scale', 0.5)
-    if token == 'zero':
-        return 'zero flow'
-    if token == 'exact':
-        h, w = FrameMotion(flow_scale=scale).flow_size(*frame_size)
-        return f'exact motion {h}x{w}'
-    if token.startswith('dis_'):
-        h, w = FrameMotion(flow_scale=scale).flow_size(*frame_size)
-        return f'DIS {token[4:].upper()} {h}x{w}'
-    h, w = FrameMotion(flow_scale=scale, resize_to_divisor=motion_cfg.get('resize_to_divisor', False)
-                       ).flow_size(*frame_size)
-    name = 'Light Flow (checkpoint\'s own)' if token == 'own' else f'Light Flow {Path(token).name}'
-    return f'{name} {h}x{w}'
-
-
 FEATURE_STRIDE = 16  # the grid the EPE against exact motion is measured on (the detector's coarsest FPN level)
 
 
@@ -294,7 +238,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if args.checkpoint is not None and not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
-    _check_motion_tokens(args.motions, args.checkpoint)
+    from mmdet_plugin.motion_zoo import build_motion, check_motion_tokens, motion_label
+
+    check_motion_tokens(args.motions, args.checkpoint is not None)
+    if 1 in args.intervals:
+        raise ValueError('--intervals: 1 has no non-key frames, so no motion is used; the single-frame result is '
+                         'measured anyway as the reference')
     for name in ('work_dir', 'out_dir'):
         if getattr(args, name) is not None:
             check_output_dir(getattr(args, name), '--' + name.replace('_', '-'))
@@ -317,7 +266,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     ann = Path(data.get('data_root', '')) / data.ann_file
     if not ann.is_file():
         raise FileNotFoundError(f'{ann}: the config\'s test annotation file does not exist (set data_root=...)')
-    videos, boxes = read_cocovid(ann, Path(data.get('data_root', '')) / data.get('data_prefix', {}).get('img_path', ''))
+    img_root = Path(data.get('data_root', '')) / data.get('data_prefix', {}).get('img_path', '')
+    videos, boxes = read_cocovid(ann, img_root)
+    if not videos:
+        raise ValueError(f'{ann}: holds no frames to benchmark on')
+    out_dir = Path(args.out_dir or cfg.work_dir)
+    if out_dir.resolve().is_relative_to((img_root / 'Data').resolve()) or any(
+            out_dir.resolve().is_relative_to(Path(im['path']).parent.resolve()) for v in videos.values() for im in v[:1]):
+        raise ValueError(f'--out-dir {out_dir}: is inside the data set\'s frame folders; its PNGs would be read as '
+                         'frames later')
     first = videos[sorted(videos)[0]][0]
     frame_size = (int(first['height']), int(first['width']))
 
@@ -326,7 +283,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         from mmengine.runner import Runner
 
         from lightflow.checkpoint import _torch_load
-        from mmdet_plugin.models import unwrap_video_detector
+        from mmdet_plugin.apis import unwrap_video_detector
 
         cfg.load_from = None
         runner = Runner.from_cfg(cfg)
@@ -362,7 +319,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             motion(*pairs[0])
         row = dict(token=token, label=motion_label(token, motion_cfg, frame_size), mAP={}, **errors)
         if runner is not None:
-            from mmdet_plugin.models import run_video_test
+            from mmdet_plugin.apis import run_video_test
 
             model.motion = motion
             if single is None:
@@ -380,7 +337,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     table = markdown_table(rows, args.intervals, single)
     print(table)
-    out_dir = Path(args.out_dir or cfg.work_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(out_dir / 'motion_benchmark.md', 'w') as f:
         f.write(f'# Motion benchmark: {Path(args.config).name}\n\n{table}')

@@ -7,5 +7,14 @@ custom_imports = dict(imports=['mmdet_plugin'], allow_failed_imports=False)
 default_hooks = dict(
     checkpoint=dict(type='lightflow.AtomicCheckpointHook', by_epoch=False, interval=10000, max_keep_ckpts=3))
 log_processor = dict(by_epoch=False)
-model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=128, hidden_channels=128, num_levels=1, max_chain=2),
+# The paper's training sample (Section 4, Table 3): 8 key frames exactly l apart, then the current frame 0..l-1 after
+# the last; the loss on the current frame only; inference over the whole video (no restart).
+num_key_frames = 8
+train_pipeline = [
+    dict(type='KeyFrameClipSample', num_key_frames=num_key_frames,
+         key_frame_interval={{_base_.key_frame_interval}}, random_interval=False),
+    *_base_.train_pipeline[1:],
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+model = dict(aggregator=dict(type='FlowGuidedGRU', in_channels=128, hidden_channels=128, num_levels=1, max_chain=None),
              test_cfg=dict(key_frame_interval={{_base_.key_frame_interval}}))

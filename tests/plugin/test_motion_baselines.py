@@ -144,5 +144,5 @@ def test_benchmark_motion_refuses_unknown_motion(panning_set, tmp_path, load_too
     config = REPO / 'configs/vid/dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py'
     with pytest.raises(FileNotFoundError, match='--motions nonsense: not zero'):
         tool.main([str(config), '--motions', 'nonsense', '--cfg-options', f'data_root={panning_set}/'])
-    with pytest.raises(ValueError, match='--motions own: needs a CHECKPOINT'):
+    with pytest.raises(ValueError, match='--motions own: needs a detector CHECKPOINT'):
         tool.main([str(config), '--motions', 'own', '--cfg-options', f'data_root={panning_set}/'])

@@ -26,7 +26,7 @@ def _load_tool(name: str):
 @pytest.fixture(scope='module')
 def synth_root(tmp_path_factory) -> Path:
     """2 training videos and 1 validation video of 6 frames at the configs' 160x224."""
-    from mmdet_plugin.synthetic_vid import generate_synthetic_vid
+    from lightflow.data.synthetic.vid import generate_synthetic_vid
 
     root = tmp_path_factory.mktemp('synthvid') / 'data'
     generate_synthetic_vid(root, num_train_videos=2, num_val_videos=1, num_frames=6, seed=3)
@@ -133,19 +133,22 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
     _, single_ckpt, _ = next(v for k, v in trained.items() if k.startswith('retinanet'))
     config, dff_ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow-w0.5_retinanet'))
     common = ['--interval', '3', '--work-dir', str(work_dir), '--cfg-options', f'data_root={synth_root}/']
-    rows = tool.main([str(config), str(dff_ckpt), '--motions', 'zero', 'own', 'dis_fast', '--out-dir',
-                      str(tmp_path / 'B'), *common])
-    assert [r['token'] for r in rows] == ['zero', 'own', 'dis_fast']
+    rows = tool.main([str(config), str(dff_ckpt), '--motions', 'zero', 'own', 'dis_fast', 'exact', '--out-dir',
+                      str(tmp_path / 'B'), *common, '--intervals', '3', '2'])
+    assert [r['token'] for r in rows] == ['zero', 'own', 'dis_fast', 'exact']
     for r in rows:
-        assert 0.0 <= r['mAP'] <= 1.0 and r['boxes'] > 0 and r['ms'] > 0
+        assert all(0.0 <= r['mAP'][n]['mAP'] <= 1.0 for n in (2, 3)) and r['boxes'] > 0 and r['ms'] > 0
+    epe = {r['token']: r['epe'] for r in rows}
+    assert epe['exact'] == 0.0 and epe['zero'] > 0.0 and epe['dis_fast'] > 0.0  # measured against exact motion
     table = (tmp_path / 'B' / 'motion_benchmark.md').read_text()
-    assert "Light Flow (checkpoint's own)" in table and 'Single-frame (interval 1) mAP@50' in table
+    assert "Light Flow (checkpoint's own)" in table and 'single-frame (interval 1)' in table
+    assert '| exact motion 112x144 | 2 |' in table and '| exact motion 112x144 | 3 |' in table
     # The flow picture: frame | key | zero | own | DIS per video; zero flow is white below its label, DIS is not.
     from lightflow.io import read_image
     strip = read_image(tmp_path / 'B' / 'motion_flows.png')
-    w = strip.shape[1] // 5
-    assert strip.shape[1] == 5 * w
-    white = [float((strip[:, i * w:(i + 1) * w] == 255).all(-1).mean()) for i in range(5)]
+    w = strip.shape[1] // 6
+    assert strip.shape[1] == 6 * w
+    white = [float((strip[:, i * w:(i + 1) * w] == 255).all(-1).mean()) for i in range(6)]
     assert white[2] > 0.9 and white[4] < 0.5, white  # only the label is not white in the zero panel
     # Videos shorter than half an interval have no frame to draw: the tables are still written, the picture skipped.
     tool.main([str(config), '--motions', 'zero', '--max-videos', '1', '--out-dir', str(tmp_path / 'C'), *common,
@@ -154,4 +157,33 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
     with pytest.raises(ValueError, match='--motions own: .* holds no Light Flow'):
         tool.main([str(config), str(single_ckpt), '--motions', 'own', *common])
     rows = tool.main([str(config), str(single_ckpt), '--motions', 'zero', '--out-dir', str(tmp_path / 'A'), *common])
-    assert 0.0 <= rows[0]['mAP'] <= 1.0
+    assert 0.0 <= rows[0]['mAP'][3]['mAP'] <= 1.0
+    with pytest.raises(ValueError, match='--intervals: 1 has no non-key frames'):
+        tool.main([str(config), str(single_ckpt), '--motions', 'zero', *common, '--intervals', '1'])
+    with pytest.raises(ValueError, match='is inside the data set'):
+        tool.main([str(config), '--motions', 'zero', *common, '--out-dir', str(synth_root / 'Data' / 'val' / 'x')])
+
+
+def test_vid_results_table_runs_every_detector_motion_and_schedule(trained, synth_root, tmp_path):
+    """tools/vid_results.py: the single-frame detector once, propagation per motion (interval 1 once: no motion is
+    used), the GRU per motion at every schedule; the table holds every row and the ms ratio to single-frame."""
+    tool = _load_tool('vid_results')
+    single = trained['retinanet_mobilenetv2_1xb2-6e_synthvid']
+    dff = trained['dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid']
+    gru = trained['dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid']
+    rows = tool.main(['--detector', 'single', str(single[0]), str(single[1]), '--detector', 'prop', str(dff[0]),
+                      str(dff[1]), '--detector', 'gru8', str(gru[0]), str(gru[1]), '--motions', 'own', 'exact',
+                      '--intervals', '1', '3', '--adaptive', '4', '--out-dir', str(tmp_path),
+                      '--cfg-options', f'data_root={synth_root}/'])
+    runs = [(r['detector'], r['motion'].split()[0], r['schedule']) for r in rows]
+    assert runs == [('single', '-', 'every frame'),
+                    ('prop', 'Light', 'every frame'), ('prop', 'Light', 'interval 3'),
+                    ('prop', 'Light', 'adaptive (> 4 px)'), ('prop', 'exact', 'interval 3'),
+                    ('prop', 'exact', 'adaptive (> 4 px)'),
+                    ('gru8', 'Light', 'every frame'), ('gru8', 'Light', 'interval 3'),
+                    ('gru8', 'Light', 'adaptive (> 4 px)'), ('gru8', 'exact', 'every frame'),
+                    ('gru8', 'exact', 'interval 3'), ('gru8', 'exact', 'adaptive (> 4 px)')]
+    assert all(0.0 <= r['mAP'] <= 1.0 and r['mean_ms'] > 0 for r in rows)
+    assert [r['key_frames'] for r in rows if r['schedule'] == 'interval 3'][0] == 2  # 6 frames: keys 0 and 3
+    table = (tmp_path / 'vid_results.md').read_text()
+    assert table.count('\n| ') == len(rows) + 1 and '| single | - | every frame |' in table

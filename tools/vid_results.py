@@ -1,0 +1,135 @@
+"""The video-detection results table: several trained detectors, each with several motions, at fixed key-frame
+intervals and the adaptive policy, in one run: mAP@50 (overall / slow / medium / fast) and ms per frame.
+
+    PYTHONPATH=. python tools/vid_results.py --detector single CONFIG CKPT --detector propagation CONFIG CKPT \\
+        [--detector 'GRU, 8 keys' CONFIG CKPT ...] [--motions own dis_medium exact] [--intervals 1 5 10 20] \\
+        [--adaptive 3] [--motion-statistic p90_relative] [--max-interval 20] --out-dir DIR [--cfg-options data_root=D]
+
+A detector without a motion module (single-frame) runs once, every frame a key. Each other detector runs with each
+motion of ``--motions`` (``own``: the Light Flow it was trained with; ``dis_medium``, ``exact``, ...: swapped in at
+test time, the detector otherwise unchanged, see ``mmdet_plugin.motion_zoo``) at every fixed interval and, with
+``--adaptive T``, with the motion policy (a key when the motion statistic of the flow to the key exceeds T input
+pixels, or after ``--max-interval`` frames). Propagation at interval 1 uses no motion, so it runs once, not once per
+motion. ms per frame is wall time inside the detector's ``predict`` (``mmdet_plugin.apis.run_video_test``): exact
+motion's time is the cost of rebuilding it from the scene, not of any flow method. Writes DIR/vid_results.md
+atomically and prints it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir,
+                           load_fitting_checkpoint, metric_value, number_or_na, positive_float, positive_int, run_main)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = ArgumentParser(description='Video-detection results: detectors x motions x key-frame schedules.')
+    parser.add_argument('--detector', nargs=3, action='append', required=True, metavar=('NAME', 'CONFIG', 'CKPT'),
+                        help='a trained detector: table name, config, checkpoint (repeat)')
+    parser.add_argument('--motions', nargs='+', default=['own'],
+                        help='own, zero, dis_fast, dis_medium, exact, shipped Light Flow names or checkpoints')
+    parser.add_argument('--intervals', type=positive_int, nargs='+', default=[1, 5, 10, 20],
+                        help='fixed key-frame intervals')
+    parser.add_argument('--adaptive', type=positive_float, nargs='*', default=[],
+                        help='motion-policy thresholds in input pixels (none: no adaptive rows)')
+    parser.add_argument('--motion-statistic', default='p90_relative', help='motion policy: mean, p90, p90_relative')
+    parser.add_argument('--max-interval', type=positive_int, default=20, help='motion policy: a key at least this often')
+    parser.add_argument('--out-dir', required=True, help='where vid_results.md goes')
+    parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
+                        help='override config keys of every detector; data_root=DIR re-points the datasets')
+    return parser.parse_args(argv)
+
+
+def schedules(args: argparse.Namespace) -> list[tuple[str, dict]]:
+    """(label, ``key_frame_policy`` dict) of every run per detector and motion."""
+    runs = [(f'interval {n}' if n > 1 else 'every frame', dict(type='fixed', key_frame_interval=n))
+            for n in sorted(set(args.intervals))]
+    runs += [(f'adaptive (> {t:g} px)', dict(type='motion', statistic=args.motion_statistic, threshold=t,
+                                             max_interval=args.max_interval)) for t in sorted(set(args.adaptive))]
+    return runs
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One row per run: detector, motion, key frames, mAP@50 overall / slow / medium / fast, ms per frame and the
+    cost against the first single-frame row."""
+    def pct(r, name):
+        v = metric_value(r, name)
+        return 'n/a' if math.isnan(v) else f'{100 * v:.1f}'
+
+    single = next((r['mean_ms'] for r in rows if r['motion'] == '-'), None)
+    lines = ['| detector | motion | key frames | mAP@50 | slow | medium | fast | ms / frame | vs single-frame |',
+             '|---|---|---|---:|---:|---:|---:|---:|---:|']
+    for r in rows:
+        keys = r['schedule'] + (f', {100 * r["key_frames"] / r["frames"]:.0f} % keys'
+                                if r['schedule'].startswith('adaptive') and r['frames'] else '')
+        lines.append(f'| {r["detector"]} | {r["motion"]} | {keys} | ' + ' | '.join(
+            pct(r, n) for n in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast')) +
+            f' | {r["mean_ms"]:.2f} | {number_or_na(r["mean_ms"] / single if single else None)} |')
+    return '\n'.join(lines) + '\n'
+
+
+def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespace) -> list[dict]:
+    """Every (motion, schedule) run of one detector."""
+    from mmengine.runner import Runner
+
+    from lightflow.engine.config import load_config
+    from mmdet_plugin.apis import run_video_test, unwrap_video_detector
+    from mmdet_plugin.motion_zoo import build_motion, check_motion_tokens, motion_label
+
+    cfg = load_config(config, args.cfg_options, str(Path(args.out_dir) / 'work' / Path(config).stem))
+    cfg.load_from = checkpoint
+    runner = Runner.from_cfg(cfg)
+    load_fitting_checkpoint(unwrap_video_detector(runner.model), checkpoint, config)
+    model = unwrap_video_detector(runner.model)
+    rows = []
+    if model.motion is None:
+        r = run_video_test(runner, 1, dict(type='fixed'))
+        return [dict(r, detector=name, motion='-', schedule='every frame')]
+    check_motion_tokens(args.motions, True)
+    own = model.motion
+    data = cfg.test_dataloader.dataset
+    first = json.loads((Path(data.get('data_root', '')) / data.ann_file).read_text())['images'][0]
+    frame_size = (int(first['height']), int(first['width']))
+    for token in args.motions:
+        model.motion = build_motion(token, dict(cfg.model.motion), own).eval()
+        label = motion_label(token, dict(cfg.model.motion), frame_size)
+        for schedule, policy in schedules(args):
+            if policy.get('key_frame_interval') == 1 and model.aggregator is None and token != args.motions[0]:
+                continue  # every frame a key and no aggregation: the motion is never used
+            r = run_video_test(runner, key_frame_policy=policy)
+            rows.append(dict(r, detector=name, motion=label, schedule=schedule))
+            print(f'{name} / {label} / {schedule}: mAP@50 {100 * metric_value(r, "mAP"):.1f}, '
+                  f'{r["mean_ms"]:.1f} ms', file=sys.stderr, flush=True)
+    model.motion = own
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    args = parse_args(argv)
+    for name, config, checkpoint in args.detector:
+        for what, path in (('config', config), ('checkpoint', checkpoint)):
+            if not Path(path).is_file():
+                raise FileNotFoundError(f'--detector {name}: {path}: no such {what}')
+    check_output_dir(args.out_dir, '--out-dir')
+    out = Path(args.out_dir) / 'vid_results.md'
+    check_not_an_input([out], {f'{name} {what}': path for name, config, ckpt in args.detector
+                               for what, path in (('config', config), ('checkpoint', ckpt))}, '--out-dir')
+    from lightflow.io import atomic_write
+
+    rows = []
+    for name, config, checkpoint in args.detector:
+        rows += run_detector(name, config, checkpoint, args)
+    table = markdown_table(rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out, 'w') as f:
+        f.write('# Video detection results\n\n' + table)
+    print(table)
+    return rows
+
+
+if __name__ == '__main__':
+    sys.exit(run_main(main))
