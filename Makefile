@@ -31,46 +31,49 @@ demo:
 	$(PY) tools/demo_flow.py "$$(cat $(DEMO_DIR)/last_checkpoint)" $(DEMO_DIR)/pairs/data/00001_img1.ppm $(DEMO_DIR)/pairs/data/00001_img2.ppm --out $(DEMO_DIR)/flow --force
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
-# The video-detection pipeline on the synthetic VID set (~40 min on 2 cores), the paper's recipe: generate data, train
-# the single-frame detector, fine-tune propagation and propagation + GRU from it end to end (the shipped Light Flow
-# trainable at lr x0.1), test each, sweep fixed key-frame intervals and the adaptive policy (table, per-part profile
-# and mAP-vs-fps PNG in $(VID_DIR)/sweep/; the GRU's sweep in $(VID_DIR)/sweep_gru/), annotate a synthetic video and
-# (when ../shared/data exists) the real sample video demo.mp4.
+# The video-detection pipeline on the synthetic VID set (long videos: 20 train / 12 val x 120 frames), the paper's
+# recipe: generate data, train the single-frame detector, fine-tune propagation and propagation + GRU from it end to
+# end (the GRU on the paper's 8-key clips, inferring over the whole video; the shipped Light Flow trainable at lr x0.1),
+# test each; rank the motions (zero, DIS MEDIUM, Light Flow, exact motion) where the detector uses them, (A) in the
+# single-frame detector and (B) in the propagation detector; the results table (every detector x motion x key-frame
+# schedule, $(VID_DIR)/results/vid_results.md); the propagation profile and mAP-vs-fps PNG ($(VID_DIR)/sweep/);
+# annotate a synthetic video and (when ../shared/data exists) the real sample video demo.mp4. Times: README.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
 VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
 VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
-VID_GRU := dff-gru_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
-SHIPPED_FLOWS := lightflow_w0.5_synthetic lightflow_w0.5_synthvid
+VID_GRU := dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
+VID_CKPT = "$$(cat $(VID_DIR)/$(1)/last_checkpoint)"
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
 	$(PY) tools/train_vid.py configs/vid/$(VID_SINGLE).py --work-dir $(VID_DIR)/$(VID_SINGLE) \
 	  --cfg-options data_root=$(VID_DATA) $(VID_OPTS)
-	$(PY) tools/test_vid.py configs/vid/$(VID_SINGLE).py "$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" \
-	  --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/test_vid.py configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) --cfg-options data_root=$(VID_DATA)
 	for c in $(VID_DFF) $(VID_GRU); do \
 	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) \
-	    load_from="$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" $(VID_OPTS) && \
+	    load_from=$(call VID_CKPT,$(VID_SINGLE)) $(VID_OPTS) && \
 	  $(PY) tools/test_vid.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" --cfg-options data_root=$(VID_DATA) \
 	  || exit 1; \
 	done
-	# Motion ranked where the detector uses it (interval 10): warped-key error in GT boxes and mAP@50 with only the
-	# motion swapped, (A) in the single-frame detector, (B) in the propagation detector fine-tuned end to end.
-	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" \
-	  --motions zero dis_fast dis_medium $(SHIPPED_FLOWS) --out-dir $(VID_DIR)/motion_A --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
-	  --motions zero dis_fast dis_medium own --out-dir $(VID_DIR)/motion_B --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
+	# Motion ranked where the detector uses it (fixed key frames): warped-key error and EPE against exact motion on the
+	# feature grid in GT boxes, mAP@50 with only the motion swapped, (A) single-frame detector, (B) propagation.
+	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_SINGLE)) --intervals 10 5 20 \
+	  --motions zero dis_medium lightflow_w0.5_synthvid exact --out-dir $(VID_DIR)/motion_A --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) --intervals 10 5 20 \
+	  --motions zero dis_medium own exact --out-dir $(VID_DIR)/motion_B --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/vid_results.py --detector single-frame configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) \
+	  --detector propagation configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
+	  --detector '+ GRU, 8 keys' configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
+	  --motions own dis_medium exact --intervals 1 5 10 20 --adaptive 3 --out-dir $(VID_DIR)/results \
+	  --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
 	  --intervals 1 5 10 20 --policies fixed motion --motion-statistic p90_relative --motion-thresholds 3 6 12 \
-	  --max-interval 20 \
-	  --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/benchmark_vid.py configs/vid/$(VID_GRU).py "$$(cat $(VID_DIR)/$(VID_GRU)/last_checkpoint)" \
-	  --intervals 1 5 10 20 --out-dir $(VID_DIR)/sweep_gru --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
+	  --max-interval 20 --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/demo_video.py configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
 	if [ -f ../shared/data/video/demo.mp4 ]; then \
-	  $(PY) tools/demo_video.py configs/vid/$(VID_DFF).py "$$(cat $(VID_DIR)/$(VID_DFF)/last_checkpoint)" \
+	  $(PY) tools/demo_video.py configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
 	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4 --show-flow; fi
 
 benchmark-data:
@@ -78,3 +81,15 @@ benchmark-data:
 
 benchmark:
 	$(PY) tools/benchmark_flow.py --threads 1 2 --out work_dirs/benchmark_flow.md
+
+# Issue 21: the deployed video detector (lightflow_deploy, ONNX Runtime) side by side with the single-frame detector
+# exported the same way and with the same detectors in PyTorch, 1 and 2 threads, after `make demo-vid`:
+# $(VID_DIR)/deploy_<config>/benchmark_deploy.md (fps, mAP@50, key / non-key ms, per-part profile).
+.PHONY: benchmark-deploy
+benchmark-deploy:
+	for c in $(VID_DFF) $(VID_GRU); do \
+	  $(PY) tools/benchmark_deploy.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" \
+	    --single-config configs/vid/$(VID_SINGLE).py --single-ckpt "$$(cat $(VID_DIR)/$(VID_SINGLE)/last_checkpoint)" \
+	    --intervals 1 5 10 20 --policies fixed motion --motion-statistic p90_relative --motion-threshold 6 \
+	    --threads 1 2 --out-dir $(VID_DIR)/deploy_$$c --cfg-options data_root=$(VID_DATA) || exit 1; \
+	done
