@@ -1,8 +1,6 @@
 """Light Flow (arXiv 1804.05830): a light-weight FlowNet in pure PyTorch + torchvision."""
 from .checkpoint import load_lightflow_checkpoint
-from .inference import estimate_flow, flow_estimator
-from .runtime import FlowEstimator, available_backends
-from .export import FlowGraph, export_onnx
+from .inference import FlowEstimator, FlowGraph, available_backends, estimate_flow, export_onnx, flow_estimator
 from .io import read_flo, read_image, read_kitti_flow, write_flo, write_kitti_flow
 from .models import (FlowNetS, LightFlow, LightFlowConfig, build_lightflow, flownets, lightflow_w0_5, lightflow_w0_75,
                      lightflow_w1_0)

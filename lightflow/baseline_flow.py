@@ -8,6 +8,8 @@ convention ``img1[y, x] ~ img2[y + v, x + u]`` (OpenCV's too).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -45,6 +47,17 @@ def _gray(img: np.ndarray | Tensor) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
 
 
+def _check_dis_size(height: int, width: int, patch: int, preset: str) -> None:
+    """One-line ``ValueError`` for frames OpenCV's DIS cannot take: it picks its coarsest pyramid level from the
+    longer side alone, ``c = int(log2(max(H, W) / (4 * patch)) + 0.5)``, and fails with a ``cv2.error`` (tiny frames,
+    c < 0) or crashes the process (short, wide frames: 8x50 px) when the shorter side at that level holds no patch."""
+    level = int(math.log2(max(height, width) / (4.0 * patch)) + 0.5)
+    if level < 0 or min(height, width) >> level < patch:
+        need = patch << max(level, 0)
+        raise ValueError(f'dis_flow: {height}x{width} frames are too small for OpenCV DIS ({preset!r}, {patch} px '
+                         f'patches): both sides must be >= {max(need, 12)} px at this size (resize or pad the frames)')
+
+
 def dis_flow(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, preset: str = 'fast') -> Tensor:
     """OpenCV DIS optical flow (``cv2.DISOpticalFlow``, default parameters of ``preset``) on the grey images.
 
@@ -59,5 +72,6 @@ def dis_flow(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, preset: str =
     gray1, gray2 = _gray(img1), _gray(img2)
     if gray1.shape != gray2.shape:
         raise ValueError(f'both images must have the same size, got {gray1.shape} and {gray2.shape}')
+    _check_dis_size(*gray1.shape, dis.getPatchSize(), preset)
     flow = dis.calc(gray1, gray2, None)  # (H, W, 2)
     return torch.from_numpy(flow).permute(2, 0, 1).contiguous()

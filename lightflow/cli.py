@@ -213,6 +213,31 @@ def check_output_dir(path: str | os.PathLike, option: str) -> Path:
     return path
 
 
+def config_files(config: str | os.PathLike) -> list[str]:
+    """``config`` and every ``_base_`` file it inherits from (recursively, resolved next to the file naming it), for
+    :func:`check_not_an_input`: writing over a base file changes every config built on it."""
+    import ast
+
+    files, todo = [], [Path(config)]
+    while todo:
+        path = todo.pop()
+        if str(path) in files or not path.is_file():
+            continue
+        files.append(str(path))
+        try:
+            tree = ast.parse(path.read_text(encoding='utf-8'))
+        except (SyntaxError, UnicodeDecodeError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == '_base_' for t in node.targets):
+                try:
+                    base = ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                todo += [path.parent / b for b in ([base] if isinstance(base, str) else base) if isinstance(b, str)]
+    return files
+
+
 def check_not_an_input(outputs: Iterable[str | os.PathLike], inputs: Mapping[str, Any], option: str) -> None:
     """Refuse to write any of ``outputs`` over one of the tool's ``inputs``: ``ValueError`` naming ``option``.
 

@@ -46,7 +46,12 @@ def load_manifest(folder: str | Path, verify: bool = True) -> dict[str, Any]:
     missing = [k for k in _REQUIRED if k not in manifest]
     if missing:
         raise ValueError(f'{path}: missing field(s) {missing}')
-    needed = ['key_feats', 'head', 'nonkey'] + (['gru_init', 'gru_step'] if manifest['aggregator'] else [])
+    motion = manifest.get('motion', True)  # False: a single-frame detector (every frame a key frame)
+    if not motion and (manifest['aggregator'] or manifest['key_frame_policy'].get('type') != 'fixed'
+                       or manifest['key_frame_policy'].get('key_frame_interval') != 1):
+        raise ValueError(f'{path}: motion is false, but the policy / aggregator needs non-key frames')
+    needed = ['key_feats', 'head'] + (['nonkey'] if motion else []) \
+        + (['gru_init', 'gru_step'] if manifest['aggregator'] else [])
     for name in needed:
         entry = manifest['graphs'].get(name)
         if entry is None:

@@ -124,7 +124,13 @@ class VideoDetectorRuntime:
 
     def set_policy(self, **changes: Any) -> None:
         """Change the key-frame policy's fields (``key_frame_interval=5``, ``type='motion', threshold=6``)."""
-        self.policy.update(changes)
+        new = {**self.policy, **changes}
+        if not self.manifest.get('motion', True) and (new['type'] != 'fixed' or new['key_frame_interval'] != 1):
+            raise ValueError(f'{self.folder / "manifest.json"}: a single-frame detector (no motion graph) runs '
+                             f'every frame as a key frame; policy {changes} needs non-key frames')
+        if new['type'] not in ('fixed', 'motion'):
+            raise ValueError(f"policy type must be 'fixed' or 'motion', got {new['type']!r}")
+        self.policy = new
         self.reset()
 
     # ------------------------------------------------------------------ steps
@@ -159,8 +165,12 @@ class VideoDetectorRuntime:
             raise ValueError(f'frame {w0}x{h0} (WxH) becomes {w}x{h} after the test resize, but the graphs in '
                              f'{self.folder} take {m["frame_size"][1]}x{m["frame_size"][0]}; export for this size')
         chw = frame.transpose(2, 0, 1) if m['normalize']['bgr_to_rgb'] else frame[..., ::-1].transpose(2, 0, 1)
-        img = np.zeros((1, 3, hp, wp), np.float32)
-        img[0, :, :h, :w] = (chw.astype(np.float32) - self._mean) / self._std
+        # One pass per step, in place (fresh temporaries of the frame's size would cost ~5x more).
+        img = np.empty((1, 3, hp, wp), np.float32)
+        img[0, :, h:], img[0, :, :h, w:] = 0, 0
+        dst = img[0, :, :h, :w]
+        np.subtract(chw, self._mean, out=dst)
+        np.divide(dst, self._std, out=dst)
         return img, (h, w), (w / w0, h / h0)
 
     def _key_frame(self, img: np.ndarray, frame_id: int, previous: Optional[_Key]) -> list[np.ndarray]:

@@ -10,7 +10,7 @@ import time
 from typing import Any, Callable, Iterator, Sequence
 
 from .models.flow_video_detector import FlowVideoDetector, FrameRecord
-from .models.key_frame_policy import KEY_FRAME_POLICIES, KeyFramePolicy, build_key_frame_policy
+from .models.key_frame_policy import KEY_FRAME_POLICIES, KeyFramePolicy, build_key_frame_policy, policy_name
 from .models.utils import patched_attributes
 
 __all__ = ['unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts', 'summarize_parts',
@@ -35,8 +35,9 @@ def summarize_frame_records(records: Sequence[FrameRecord]) -> dict:
 
 
 def policy_config(policy: KeyFramePolicy) -> dict:
-    """A policy as a plain dict (its registered class name as ``type`` and its fields), e.g. for a metrics file."""
-    return dict(type=type(policy).__name__, **dataclasses.asdict(policy))
+    """A policy as a plain dict (its registered name as ``type`` and its fields: the config that builds it again),
+    e.g. for a metrics file."""
+    return dict(type=policy_name(policy), **dataclasses.asdict(policy))
 
 
 def policy_from_option(items: Sequence[str] | None, option: str = '--key-frame-policy') -> dict | None:

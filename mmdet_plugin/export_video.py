@@ -11,6 +11,9 @@ normalised inputs (1, 3, Hp, Wp)):
   ``init_state``, ``output``), and ``gru_step.onnx``: ``feat0..``, ``state0..``, ``prev_key_img``, ``key_img`` ->
   ``state0..``, ``head_feat0..`` (flow key_img -> prev_key_img, the state warped by it, one aggregator step).
 
+A single-frame detector (``motion=None``: every frame a key frame) exports ``key_feats`` and ``head`` only; its
+manifest says ``motion: false`` and a fixed policy with interval 1.
+
 Decoding and NMS are not graphs: ``lightflow_deploy.postprocess`` does them in numpy from the manifest's anchors,
 box coder and ``test_cfg``.
 """
@@ -104,6 +107,8 @@ class GruStep(nn.Module):
 
 
 def _policy_dict(detector: FlowVideoDetector) -> dict:
+    if detector.motion is None:  # a single-frame detector: every frame is a key frame
+        return {'type': 'fixed', 'key_frame_interval': 1}
     policy = detector.key_frame_policy
     names = {'FixedInterval': 'fixed', 'MotionThreshold': 'motion'}
     kind = names.get(type(policy).__name__)
@@ -148,7 +153,7 @@ def video_manifest(detector: FlowVideoDetector, frame_size: tuple[int, int], inp
         'pad_size_divisor': int(getattr(pre, 'pad_size_divisor', 1)),
         'normalize': {'mean': pre.mean.flatten().tolist(), 'std': pre.std.flatten().tolist(),
                       'bgr_to_rgb': bool(getattr(pre, '_channel_conversion', False))},
-        'classes': list(classes), 'levels': levels,
+        'classes': list(classes), 'levels': levels, 'motion': detector.motion is not None,
         'key_frame_policy': _policy_dict(detector),
         'aggregator': agg is not None, 'aggregator_max_chain': None if agg is None else agg.max_chain,
         'head': _head_dict(detector, levels),
@@ -161,7 +166,8 @@ def export_video_detector(detector: FlowVideoDetector, out_dir: str | os.PathLik
     """Write every graph of ``detector`` for (H, W) frames and ``manifest.json`` into ``out_dir``; return the manifest.
 
     Args:
-        detector: a :class:`FlowVideoDetector` around a single-stage sigmoid head (RetinaNet) with a motion module.
+        detector: a :class:`FlowVideoDetector` around a single-stage sigmoid head (RetinaNet); without a motion
+            module (a single-frame detector) only ``key_feats`` and ``head`` are written.
         out_dir: output folder (created; the files are written atomically, the manifest last).
         frame_size: (H, W) of the frames after the test pipeline's resize; the graphs take them padded to the
             preprocessor's ``pad_size_divisor``.
@@ -169,9 +175,6 @@ def export_video_detector(detector: FlowVideoDetector, out_dir: str | os.PathLik
         resize_scale: the test pipeline's ``Resize(scale=(w, h), keep_ratio=True)`` scale (None: no resize).
         opset: ONNX opset (>= 17).
     """
-    if detector.motion is None:
-        raise ValueError('export_video_detector needs a detector with a motion module (a single-frame detector '
-                         'exports key_feats + head only: use a FlowVideoDetector with key_frame_interval=1)')
     h, w = (int(v) for v in frame_size)
     if h <= 0 or w <= 0:
         raise ValueError(f'frame_size must be positive (H, W), got {frame_size!r}')
@@ -185,10 +188,11 @@ def export_video_detector(detector: FlowVideoDetector, out_dir: str | os.PathLik
     feat_names = [f'feat{i}' for i in range(levels)]
     head_outs = [f'{g}{i}' for g in ('cls_score', 'bbox_pred') for i in range(levels)]
     jobs = [('key_feats', KeyFeatStep(detector), (img,), ['img'], feat_names),
-            ('head', HeadStep(detector), feats, feat_names, head_outs),
-            ('nonkey', NonKeyStep(detector, with_flow=True), (*feats, img, img),
-             [f'key_feat{i}' for i in range(levels)] + ['key_img', 'img'], [*head_outs, 'flow'])]
-    if detector.aggregator is not None:
+            ('head', HeadStep(detector), feats, feat_names, head_outs)]
+    if detector.motion is not None:
+        jobs.append(('nonkey', NonKeyStep(detector, with_flow=True), (*feats, img, img),
+                     [f'key_feat{i}' for i in range(levels)] + ['key_img', 'img'], [*head_outs, 'flow']))
+    if detector.aggregator is not None and detector.motion is not None:
         with torch.no_grad():
             state = GruInitStep(detector)(*feats)[:levels]
         state_names = [f'state{i}' for i in range(levels)]

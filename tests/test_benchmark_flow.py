@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lightflow.runtime import available_backends
+from lightflow.inference.backends import available_backends
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
 import benchmark_flow  # noqa: E402

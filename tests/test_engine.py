@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 from mmengine.structures import BaseDataElement
 
 import lightflow.engine  # noqa: F401  (registers the `lightflow` scope)
-from lightflow.engine import (FlowDataset, LightFlowModel, checkpoint_width, flow_l1_loss, load_config,
+from lightflow.engine import (LightFlowModel, PackedFlowDataset, checkpoint_width, flow_l1_loss, load_config,
                               load_lightflow_checkpoint)
 from lightflow.engine.registry import MODELS, PARAM_SCHEDULERS
 
@@ -197,13 +197,13 @@ def test_data_root_override_reaches_every_dataset(tmp_path):
 
 
 def test_flow_dataset_on_real_chairs(shared_data):
-    ds = FlowDataset(dict(type='FlyingChairs', root=str(shared_data / 'FlyingChairs_mini'), split='val'), 'eval')
+    ds = PackedFlowDataset(dict(type='FlyingChairs', root=str(shared_data / 'FlyingChairs_mini'), split='val'), 'eval')
     assert len(ds) == 2
     item = ds[0]
     assert item['inputs'].shape == (2, 3, 384, 512) and item['inputs'].dtype == torch.float32
     assert item['data_samples'].flow.shape == (2, 384, 512) and bool(item['data_samples'].valid.all())
     with pytest.raises(ValueError, match='unknown dataset type'):
-        FlowDataset(dict(type='Nope'))
+        PackedFlowDataset(dict(type='Nope'))
 
 
 def _tiny_synthetic_cfg(work_dir: Path) -> Config:
@@ -275,7 +275,8 @@ def test_lightflow_scope_keeps_mmengine_root_registries_clean():
         leaked = [k for k, cls in getattr(root, name).module_dict.items() if cls.__module__.startswith('lightflow')]
         assert not leaked, (name, leaked)
     assert 'FlowDataset' not in root.DATASETS.module_dict
-    assert registry.DATASETS.get('FlowDataset') is FlowDataset  # not lightflow.data.FlowDataset, the dataset base class
+    assert registry.DATASETS.get('PackedFlowDataset') is PackedFlowDataset
+    assert registry.DATASETS.get('FlowDataset') is None  # issue 22: the earlier config name is gone (README)
     assert registry.MODELS.get('LightFlowModel') is LightFlowModel
     assert registry.HOOKS.get('CheckpointHook') is mmengine.hooks.CheckpointHook  # mmengine's built-ins via the parent
     # Another scope (the video configs' mmdet) names the project's classes with the prefix ...
@@ -286,14 +287,14 @@ def test_lightflow_scope_keeps_mmengine_root_registries_clean():
         assert isinstance(registry.MODELS.build(dict(type='LightFlowModel', width_mult=0.25)), LightFlowModel)
 
 
-def test_predict_uses_the_configured_inference_backend():
+def test_predict_uses_the_configured_backend():
     from lightflow.inference import flow_estimator
     pair = torch.rand(1, 2, 3, 64, 64) * 255
     for backend in ('torch', 'onnxruntime'):
-        model = LightFlowModel(width_mult=0.25, inference_backend=backend).eval()
+        model = LightFlowModel(width_mult=0.25, backend=backend).eval()
         with torch.no_grad():
             out = model(pair, mode='predict')
         assert out[0]['pred_flow'].shape == (2, 64, 64)
         assert flow_estimator(model.flownet, backend).selected == {(1, 3, 64, 64): backend}
-    with pytest.raises(ValueError, match="inference_backend must be one of .* got 'trt'"):
-        LightFlowModel(width_mult=0.25, inference_backend='trt')
+    with pytest.raises(ValueError, match="backend must be one of .* got 'trt'"):
+        LightFlowModel(width_mult=0.25, backend='trt')

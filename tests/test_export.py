@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lightflow import estimate_flow, export_onnx, lightflow_w0_5, lightflow_w0_75
-from lightflow.export import check_onnx_matches, read_onnx_metadata
-from lightflow.runtime import available_backends
+from lightflow.inference.onnx import check_onnx_matches, read_onnx_metadata
+from lightflow.inference.backends import available_backends
 
 onnx = pytest.importorskip('onnx')
 
@@ -84,7 +84,7 @@ def test_export_flow_tool(tmp_path, capsys):
 def test_one_exporter_for_any_module():
     """module_onnx_bytes (the flow graph's and the non-key step's exporter): weights sha256 stored, bad input
     refused."""
-    from lightflow.export import initializers_sha256, module_onnx_bytes
+    from lightflow.inference.onnx import initializers_sha256, module_onnx_bytes
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(3, 2, 3, padding=1).eval()
     example = (torch.rand(1, 3, 8, 8),)

@@ -261,7 +261,7 @@ def test_pixel_flow_without_upsampling_needs_a_multiple_of_64() -> None:
 # ---------------------------------------------------------------- backend names: one registry, one check
 def test_a_registered_backend_is_accepted_everywhere(monkeypatch) -> None:
     """A backend registered after import is accepted by estimate_flow and LightFlowModel (no frozen name tuple)."""
-    import lightflow.runtime as runtime
+    import lightflow.inference.backends as runtime
     from lightflow.engine.model import LightFlowModel
     monkeypatch.setitem(runtime._REGISTRY, 'eager_copy', runtime.Backend('eager_copy'))  # the eager graph again
     model = LightFlowModel(width_mult=0.25, backend='eager_copy').eval()
@@ -272,32 +272,54 @@ def test_a_registered_backend_is_accepted_everywhere(monkeypatch) -> None:
     torch.testing.assert_close(flow[None], _plain_flow(model.flownet, img1, img2), atol=1e-3, rtol=0)
 
 
-def test_lightflow_model_backend_and_its_earlier_name() -> None:
+def test_lightflow_model_backend() -> None:
     from lightflow.engine.model import LightFlowModel
-    assert LightFlowModel(width_mult=0.25).backend == 'torch'
-    model = LightFlowModel(width_mult=0.25, backend='auto')
-    assert model.backend == model.inference_backend == 'auto'
-    old = LightFlowModel(width_mult=0.25, inference_backend='auto')
-    assert old.backend == 'auto'
-    old.inference_backend = 'torch'
-    assert old.backend == 'torch'
-    with pytest.raises(ValueError, match="give backend or inference_backend .*not both: got 'torch' and 'auto'"):
-        LightFlowModel(width_mult=0.25, backend='torch', inference_backend='auto')
+    assert LightFlowModel(width_mult=0.25).backend.name == 'torch'
+    assert LightFlowModel(width_mult=0.25, backend='auto').backend.name == 'auto'
     with pytest.raises(ValueError, match="backend must be one of .* got 'trt'"):
         LightFlowModel(width_mult=0.25, backend='trt')
-    with pytest.raises(ValueError, match="inference_backend must be one of .* got 'trt'"):
-        old.inference_backend = 'trt'
+    with pytest.raises(ValueError, match=r"unknown .* \['inference_backend'\]"):  # issue 22: the earlier name is gone
+        LightFlowModel(width_mult=0.25, inference_backend='auto')
 
 
-def test_earlier_module_names_are_the_same_modules() -> None:
-    """lightflow.runtime / lightflow.export are the package's modules under their earlier names (not copies: private
-    names and monkeypatches reach the code that runs)."""
-    import lightflow.export
-    import lightflow.inference.backends
-    import lightflow.inference.onnx
-    import lightflow.runtime
-    assert lightflow.runtime is lightflow.inference.backends and lightflow.export is lightflow.inference.onnx
-    from lightflow.export import FlowGraph as graph_from_export  # the names users import from them
-    from lightflow.inference import pad_to_multiple  # noqa: F401
-    from lightflow.runtime import BACKENDS, FlowEstimator, check_backend  # noqa: F401
-    assert graph_from_export is FlowGraph and 'onnxruntime' in BACKENDS
+def test_earlier_names_are_gone() -> None:
+    """Issue 22, one name per idea: ``lightflow.runtime`` / ``lightflow.export`` (module swaps), ``BACKENDS`` and
+    ``mmdet_plugin.synthetic_vid`` are removed; the README's "Renamed and removed names" lists where each went."""
+    import importlib
+    import importlib.util
+
+    import lightflow
+    import lightflow.inference.backends as backends
+    for name in ('lightflow.runtime', 'lightflow.export'):
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+    assert not hasattr(backends, 'BACKENDS')
+    assert lightflow.FlowGraph is FlowGraph and lightflow.FlowEstimator is backends.FlowEstimator
+    assert importlib.util.find_spec('mmdet_plugin.synthetic_vid') is None
+
+
+def test_backend_name_resolved_once_into_an_object(monkeypatch) -> None:
+    """Issue 22: the name is resolved once into a Backend (kind, devices, dtypes) that the path passes down; a call
+    given the object never checks the name again, and a GPU-only or non-ONNX backend says what it runs."""
+    import lightflow.inference.backends as backends
+    from lightflow.inference import AUTO, resolve_backend
+    ort = resolve_backend('onnxruntime')
+    assert (ort.kind, ort.devices, ort.dtypes) == ('onnx', ('cpu',), (torch.float32,))
+    assert resolve_backend('torch').kind == 'module' and resolve_backend('torch').runs(torch.device('cuda'), torch.half)
+    assert resolve_backend('auto') is AUTO and resolve_backend(ort) is ort and str(ort) == 'onnxruntime'
+    gpu = backends.Backend('gpu_only', session=lambda data, threads: None, devices=('cuda',))
+    assert gpu.kind == 'onnx' and not gpu.runs(torch.device('cpu'), torch.float32)
+    with pytest.raises(ValueError, match=r"^backend 'gpu_only' runs fp32 models on the CUDA; this model is "):
+        gpu.refuse(torch.device('cpu'), torch.float32)
+    model = lightflow_w0_5().eval()
+    calls = []
+    real = backends.require_backend
+    monkeypatch.setattr(backends, 'require_backend', lambda name: calls.append(name) or real(name))
+    torch_backend = resolve_backend('torch')
+    assert calls == ['torch']
+    img = torch.rand(3, 64, 64) * 255
+    with torch.inference_mode():
+        for _ in range(3):
+            estimate_flow(model, img, img, backend=torch_backend)
+    assert calls == ['torch']  # no name check per call
+    assert flow_estimator(model, torch_backend).backend is torch_backend

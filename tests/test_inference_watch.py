@@ -72,6 +72,23 @@ def test_watch_layers() -> None:
     assert tracked_only.changed()
 
 
+
+def test_watch_sees_in_place_edits_of_inference_tensors_even_without_content() -> None:
+    with torch.inference_mode():  # weights without version counters
+        model = _model()
+    bias = model.predictors[-1][-1].bias
+    assert bias.is_inference()
+    watch = WeightWatch(model, content=False)
+    watch.mark()
+    assert not watch.changed()
+    with torch.inference_mode():
+        bias.add_(0.5)  # no version counter to bump: the content sum must see it
+    assert watch.changed()
+    watch.mark()
+    assert not watch.changed()
+    model.predictors[-1][-1].bias = nn.Parameter(torch.zeros(2))  # a replaced (normal) tensor
+    assert watch.changed()
+
 def test_watch_is_cheap_next_to_a_flow_call() -> None:
     model = _model()
     est = FlowEstimator(model, 'torch')

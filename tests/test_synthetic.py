@@ -266,7 +266,10 @@ def test_motion_scale_scales_the_flow_and_chairs_like_at_384x512():
     (dict(num_textures=0), 'num_textures'), (dict(render='fast'), 'render'),
     (dict(background_contrast=(0.5, 0.2)), 'background_contrast'), (dict(blur_prob=1.5), 'blur_prob'),
     (dict(blur_length=(0, 3)), 'blur_length'), (dict(background_contrast=0.5), 'background_contrast'),
-    (dict(blur_length=5), 'blur_length')])
+    (dict(blur_length=5), 'blur_length'),
+    # Issue 22 (low): accepted (2.7 truncated to 2) or failing only at render time (inf: NaN frames; 0: flat).
+    (dict(blur_length=(2.7, 5)), 'blur_length'), (dict(background_contrast=(0.0, 1.0)), 'background_contrast'),
+    (dict(background_contrast=(0.5, float('inf'))), 'background_contrast')])
 def test_generator_refuses_impossible_values(kwargs, field):
     with pytest.raises(ValueError, match=field):
         SyntheticFlowGenerator(**kwargs)

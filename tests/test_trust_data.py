@@ -61,6 +61,22 @@ def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert _md5s(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ['photos']
 
 
+def test_overwrite_refuses_a_user_set_that_looks_generated(tmp_path, capsys):
+    """Issue 22 (medium): a user's own CocoVID folder holding exactly ``Data/`` + ``annotations/{train,val}.json``
+    was deleted by ``--overwrite`` (the unmarked "legacy layout" rule); only the marker counts now."""
+    out = tmp_path / 'my_vid'
+    (out / 'Data' / 'VID' / 'train' / 'clip').mkdir(parents=True)
+    (out / 'Data' / 'VID' / 'train' / 'clip' / '000000.JPEG').write_bytes(b'my frame')
+    (out / 'annotations').mkdir()
+    for split in ('train', 'val'):
+        (out / 'annotations' / f'{split}.json').write_text('{"videos": []}')
+    before = _md5s(out)
+    code, err, _ = _run(capsys, make_vid.main, [str(out), '--overwrite', *TINY])
+    assert (code, err) == (1, [f'error: {out}: not a generated set (no .lightflow_synthetic_vid file); overwrite '
+                               'replaces only a folder this generator wrote, refusing to delete it'])
+    assert _md5s(out) == before
+
+
 def test_overwrite_refuses_a_file(tmp_path, capsys):
     out = tmp_path / 'notes.txt'
     out.write_text('keep me')
@@ -79,10 +95,9 @@ def test_overwrite_replaces_a_generated_set_and_leaves_nothing_behind(tmp_path, 
     assert (code, err) == (0, [])
     assert (out / 'annotations' / 'train.json').read_text() != '{}'
     assert sorted(p.name for p in tmp_path.iterdir()) == ['set']  # no hidden .tmp / .old folders
-    # A set written before the marker existed (exactly Data/ and annotations/{train,val}.json) is replaced too, and
-    # so is an empty folder.
+    # Without its marker the same folder is refused (issue 22: only the marker counts); an empty folder is replaced.
     (out / '.lightflow_synthetic_vid').unlink()
-    assert _run(capsys, make_vid.main, [str(out), '--overwrite', *TINY])[:2] == (0, [])
+    assert _run(capsys, make_vid.main, [str(out), '--overwrite', *TINY])[0] == 1
     (tmp_path / 'empty').mkdir()
     assert _run(capsys, make_vid.main, [str(tmp_path / 'empty'), '--overwrite', *TINY])[:2] == (0, [])
     assert (tmp_path / 'empty' / '.lightflow_synthetic_vid').is_file()

@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-import lightflow.runtime as runtime
+import lightflow.inference.backends as runtime
 from lightflow import FlowEstimator, estimate_flow, flow_estimator, lightflow_w0_5
-from lightflow.export import check_onnx_matches, export_onnx
+from lightflow.inference.onnx import check_onnx_matches, export_onnx
 from lightflow.io import read_kitti_flow, write_kitti_flow
 from lightflow.pretrained import WEIGHTS_DIR, resolve_weights, save_pretrained
 
@@ -195,8 +195,8 @@ def test_export_flow_refuses_bad_out_and_sizes(checkpoint, tmp_path, monkeypatch
     assert notes.read_text() == 'keep me'
     main([str(checkpoint), '--out', str(notes), '--height', '64', '--width', '64', '--force'])
     assert notes.read_bytes()[:2] != b'ke'
-    import lightflow.export
-    monkeypatch.setattr(lightflow.export, '_available_memory', lambda: 8 * 2 ** 30)
+    import lightflow.inference.onnx
+    monkeypatch.setattr(lightflow.inference.onnx, '_available_memory', lambda: 8 * 2 ** 30)
     with pytest.raises(ValueError, match=r'height/width 10000x10000 .*needs about \d+\.\d GB of memory, only 8\.6 GB'):
         main([str(checkpoint), '--out', str(tmp_path / 'big.onnx'), '--height', '10000', '--width', '10000'])
 

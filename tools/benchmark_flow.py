@@ -199,7 +199,7 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     from mmengine.registry import init_default_scope
 
     import mmdet_plugin  # noqa: F401
-    from lightflow.runtime import available_backends, onnx_session
+    from lightflow.inference.backends import available_backends, onnx_session
     from mmdet_plugin.export import NonKeyStep, nonkey_inputs, onnx_nonkey_bytes
 
     torch.set_num_threads(threads)
@@ -238,7 +238,7 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
     names = [f'key_feat{i}' for i in range(len(inputs) - 2)] + ['key_img', 'img']
     feeds = {n: x.numpy() for n, x in zip(names, inputs)}
     for backend in available_backends():
-        if backend != 'torch':  # the sessions estimate_flow builds (lightflow.runtime), same options
+        if backend != 'torch':  # the sessions estimate_flow builds (lightflow.inference.backends), same options
             session = onnx_session(backend, data, threads)
             paths[f'non-key: exported graph, {backend}'] = lambda session=session: session.run(feeds)
     with torch.inference_mode():

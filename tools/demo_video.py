@@ -89,8 +89,10 @@ class FlowPanels:
 
         motion = model.motion
         self.model, self.key = model, None
+        # The same flow size as the detector's motion (FrameMotion.flow_size, lightflow.sizes.flow_size).
         self.dis = DISMotion('medium', flow_scale=motion.flow_scale, img_mean=motion.img_mean.flatten().tolist(),
-                             img_std=motion.img_std.flatten().tolist(), bgr_to_rgb=motion.bgr_to_rgb)
+                             img_std=motion.img_std.flatten().tolist(), bgr_to_rgb=motion.bgr_to_rgb,
+                             resize_to_divisor=motion.resize_to_divisor, size_divisor=motion.size_divisor)
 
     def __call__(self, img, size: tuple[int, int]) -> np.ndarray:
         """(H, 2W, 3) uint8: the two panels for the frame just predicted, ``img`` its (1, 3, h, w) detector input

@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lightflow.checkpoint import load_lightflow_checkpoint
-    from lightflow.export import FlowGraph, export_onnx
+    from lightflow.inference import FlowGraph, export_onnx
     from lightflow.pretrained import resolve_weights
 
     out = check_out(args.out, args.force)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         import numpy as np
 
-        from lightflow.runtime import available_backends, onnx_session
+        from lightflow.inference.backends import available_backends, onnx_session
         g = torch.Generator().manual_seed(0)
         a, b = (torch.rand(1, 3, args.height, args.width, generator=g) * 255 for _ in range(2))
         with torch.no_grad():

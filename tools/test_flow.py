@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         prepare_cpu_distributed(cfg)  # no-op with CUDA; gloo + device-less DDP on CPU
     # LightFlowModel loads the weights itself: a width mismatch is a ValueError, not mmengine's size-mismatch warning.
     cfg.model.pretrained = str(checkpoint)
-    cfg.model.pop('inference_backend', None)  # the earlier name of `backend`
     cfg.model.backend = 'auto'  # weights fixed: compile once per input shape with the fastest runtime
     cfg.load_from = None
     cfg.resume = False

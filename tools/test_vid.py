@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir, finite_json,
-                           load_fitting_checkpoint, metric_value, number_or_na, positive_int, run_main)
+from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir, config_files,
+                           finite_json, load_fitting_checkpoint, metric_value, number_or_na, positive_int, run_main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
     policy = policy_from_option(args.key_frame_policy)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.out is not None:
-        check_not_an_input([args.out], dict(checkpoint=args.checkpoint, config=args.config, **dataset_inputs(cfg)),
-                           '--out')
+        check_not_an_input([args.out], dict(checkpoint=args.checkpoint, config=config_files(args.config),
+                                            **dataset_inputs(cfg)), '--out')
     cfg.load_from = args.checkpoint
     runner = Runner.from_cfg(cfg)
     # mmengine loads non-strictly: refuse a checkpoint of another model instead of testing random weights.

@@ -7,8 +7,12 @@
 # data_root=<a make_synthetic_vid.py output>. Checkpoints are chosen by the teacher EPE on held-out videos of the
 # adaptation set's own val split, never on the detector's val videos.
 _base_ = ['_base_/schedules/adam_4e-4_finetune.py']
+from lightflow.sizes import flow_size  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
+
 data_root = 'data/synthvid_adapt/'
-size = (128, 128)
+# The flow size of the synthvid detectors: 224x288 frames, motion flow_scale 0.5, resize_to_divisor on Light Flow's
+# /64 grid (FrameMotion.flow_size) -> (128, 128).
+size = flow_size(224, 288, scale=0.5, divisor=64)
 cache_dir = 'teacher_cache'  # under data_root
 model = dict(type='LightFlowAdaptModel', width_mult=0.5, div_flow=20.0, pretrained='lightflow_w0.5_synthetic',
              photometric_weight=0.1, smooth_weight=0.5, data_preprocessor=dict(type='FlowDataPreprocessor'))
@@ -24,7 +28,7 @@ train_dataloader = dict(
         datasets=[
             dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/train.json'], size=size, max_gap=9,
                  pairs_per_video=48, cache_dir=cache_dir, seed=0, transforms=train_transforms),
-            dict(type='FlowDataset', dataset=dict(type='SyntheticChairs', num_samples=8192, size=size, seed=0),
+            dict(type='PackedFlowDataset', dataset=dict(type='SyntheticChairs', num_samples=8192, size=size, seed=0),
                  transforms=train_transforms),
         ]))
 val_dataloader = dict(

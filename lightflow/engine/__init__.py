@@ -6,7 +6,7 @@ from . import registry, safe_checkpoint  # noqa: F401  (safe_checkpoint: weights
 from .adapt import ConcatFlowDataset, LightFlowAdaptModel, VideoPairsDataset
 from .checkpoint_hook import AtomicCheckpointHook, AtomicLocalBackend
 from .config import load_config, prepare_cpu_distributed, set_data_root, train_from_cfg
-from .dataset import FlowDataset, PackedFlowDataset, build_flow_transforms
+from .dataset import PackedFlowDataset, build_flow_transforms
 from .hooks import (FlowVisualizationHook, LightFlowMetaHook, RNGStateHook, ValidateBeforeTrainHook, flow_panel,
                     get_rng_states, set_rng_states)
 from .metric import FlowMetric
@@ -16,7 +16,7 @@ from .model import (FlowDataPreprocessor, LightFlowModel, checkpoint_width, down
                     lightflow_state_dict, load_lightflow_checkpoint, load_lightflow_weights)
 
 __all__ = ['LightFlowModel', 'LightFlowAdaptModel', 'VideoPairsDataset', 'ConcatFlowDataset', 'FlowDataPreprocessor', 'SyntheticFlowPreprocessor', 'MotionCurriculumHook',
-           'AtomicCheckpointHook', 'AtomicLocalBackend', 'PackedFlowDataset', 'FlowDataset', 'FlowMetric', 'FlowVisualizationHook',
+           'AtomicCheckpointHook', 'AtomicLocalBackend', 'PackedFlowDataset', 'FlowMetric', 'FlowVisualizationHook',
            'LightFlowMetaHook', 'RNGStateHook', 'ValidateBeforeTrainHook', 'SeededIndex', 'SeededInfiniteSampler',
            'SeededDefaultSampler', 'get_rng_states', 'set_rng_states', 'load_lightflow_checkpoint',
            'load_lightflow_weights', 'lightflow_state_dict', 'checkpoint_width', 'flow_l1_loss',

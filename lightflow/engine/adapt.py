@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from ..data.video_pairs import VideoPairs
 from ..losses import census_loss, edge_aware_smoothness
 from ..warp import flow_warp, resize_flow
-from .dataset import FlowDataset, build_flow_transforms
+from .dataset import PackedFlowDataset, build_flow_transforms
 from .model import LightFlowModel
 from .registry import DATASETS, MODELS
 
@@ -21,7 +21,7 @@ __all__ = ['VideoPairsDataset', 'ConcatFlowDataset', 'LightFlowAdaptModel']
 
 
 @DATASETS.register_module()
-class VideoPairsDataset(FlowDataset):
+class VideoPairsDataset(PackedFlowDataset):
     """:class:`lightflow.data.VideoPairs` (teacher-labelled frame pairs of videos) as mmengine samples.
 
     Args:

@@ -13,7 +13,7 @@ from .registry import DATASETS
 __all__ = ['PackedFlowDataset', 'FlowDataset', 'build_flow_transforms', 'DATASET_TYPES', 'TRANSFORM_PRESETS']
 
 # Datasets a config may name in ``dataset=dict(type=...)``.
-DATASET_TYPES = ('FlyingChairs', 'Sintel', 'KITTI2015', 'FlowPairList', 'SyntheticChairs')
+DATASET_TYPES = ('FlyingChairs', 'Sintel', 'KITTI2015', 'FlowPairList', 'SyntheticChairs', 'SyntheticVIDExactPairs')
 # Named transform recipes; ``dict(type='chairs_train', crop_size=(H, W))`` passes the kwargs on.
 TRANSFORM_PRESETS: dict[str, Callable[..., Callable]] = {
     'chairs_train': lf_data.chairs_train_transforms,
@@ -61,8 +61,7 @@ def build_flow_transforms(cfg: str | dict | list | None) -> Callable:
     raise ValueError(f'transforms must be a preset name, a dict or a list of dicts, got {type(cfg).__name__}')
 
 
-# Registered under its old name too, so configs with ``type='FlowDataset'`` keep working.
-@DATASETS.register_module(name=['PackedFlowDataset', 'FlowDataset'])
+@DATASETS.register_module()
 class PackedFlowDataset(Dataset):
     """A :mod:`lightflow.data` dataset built from config, its samples packed for mmengine (``inputs`` +
     ``data_samples``, as mmdet's ``PackDetInputs`` does). Not :class:`lightflow.data.FlowDataset`, the base class of
@@ -111,5 +110,3 @@ class PackedFlowDataset(Dataset):
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.dataset!r})'
 
-
-FlowDataset = PackedFlowDataset  # the name before the rename (``from lightflow.engine import FlowDataset``)

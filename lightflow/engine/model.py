@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..checkpoint import (_torch_load, checkpoint_width, lightflow_state_dict, load_lightflow_checkpoint,  # noqa: F401
                           load_lightflow_weights)
-from ..inference import check_backend, estimate_flow, pad_to_multiple
+from ..inference import estimate_flow, pad_to_multiple, resolve_backend
 from ..losses import downsample_flow_target, flow_l1_loss  # noqa: F401  (re-exported)
 from ..models.lightflow import LightFlowConfig, build_lightflow
 from ..pretrained import resolve_weights
@@ -60,15 +60,13 @@ class LightFlowModel(BaseModel):
             registered one (:func:`lightflow.inference.backend_names`; see :class:`lightflow.FlowEstimator`); the same
             argument as ``LightFlowMotion(backend=...)``.
         init_cfg: mmengine init config.
-        inference_backend: the earlier name of ``backend``, still accepted (also as an attribute).
         **lightflow_cfg: any other :class:`lightflow.LightFlowConfig` field (e.g. ``decoder_channels``).
     """
 
     def __init__(self, width_mult: float = LightFlowConfig.width_mult, div_flow: float = LightFlowConfig.div_flow,
                  pretrained: str | None = None,
                  data_preprocessor: dict | BaseDataPreprocessor | None = None, channels_last: bool = False,
-                 backend: str | None = None, init_cfg: dict | None = None, inference_backend: str | None = None,
-                 **lightflow_cfg) -> None:
+                 backend: str = 'torch', init_cfg: dict | None = None, **lightflow_cfg) -> None:
         # Built here, in the lightflow scope: a LightFlowModel made in plain Python (no Runner, or an mmdet Runner's
         # scope current) must still find FlowDataPreprocessor.
         preprocessor = data_preprocessor or dict(type='FlowDataPreprocessor')
@@ -81,13 +79,9 @@ class LightFlowModel(BaseModel):
         self.flownet = build_lightflow(LightFlowConfig(width_mult=width_mult, div_flow=div_flow, **lightflow_cfg))
         if pretrained:
             load_lightflow_weights(self.flownet, resolve_weights(pretrained))
-        if backend is not None and inference_backend is not None and backend != inference_backend:
-            raise ValueError(f'give backend or inference_backend (its earlier name), not both: got {backend!r} and '
-                             f'{inference_backend!r}')
         # 'torch' by default: during training the weights change between validations, and a runtime backend would
         # export and compile again each time (~0.3-1 s per input shape); tools/test_flow.py picks 'auto'.
-        option = 'inference_backend' if backend is None and inference_backend is not None else 'backend'
-        self.backend = check_backend(backend or inference_backend or 'torch', option)
+        self.backend = resolve_backend(backend)  # a lightflow.inference.Backend, passed down as it is
         self.channels_last = bool(channels_last)
         if self.channels_last:
             self.flownet.to(memory_format=torch.channels_last)  # Module.to(device) later keeps this layout
@@ -95,15 +89,6 @@ class LightFlowModel(BaseModel):
     @property
     def div_flow(self) -> float:
         return self.flownet.div_flow
-
-    @property
-    def inference_backend(self) -> str:
-        """The earlier name of :attr:`backend`."""
-        return self.backend
-
-    @inference_backend.setter
-    def inference_backend(self, value: str) -> None:
-        self.backend = check_backend(value, 'inference_backend')
 
     def forward(self, inputs: Tensor | list[Tensor], data_samples: list[dict] | None = None,
                 mode: str = 'tensor') -> dict[str, Tensor] | list[dict] | Tensor:

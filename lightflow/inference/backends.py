@@ -2,7 +2,8 @@
 
 Each backend runs the same :class:`lightflow.inference.FlowGraph` (frames in, flow in pixels out, BN folded). Backends
 live in one registry, name -> :class:`Backend` (:func:`register_backend`); adding one is one session class and one
-registration, and every name check goes through :func:`check_backend`:
+registration. A name is resolved once, by :func:`resolve_backend`, into its :class:`Backend` (kind ``'onnx'`` or
+``'module'``, the devices and dtypes it runs), which is what the callers pass down:
 
 * ``'torch'``: eager PyTorch, channels-last, on the model's device (the only choice on CUDA or for fp16/bf16 models).
 * ``'onnxruntime'``: the graph exported to ONNX and run by ONNX Runtime's CPU execution provider.
@@ -17,8 +18,7 @@ rebuilt when the model changes by any route: every call asks a :class:`lightflow
 (version counters, tensor identities and data pointers, a by-value snapshot of ``config``, and a float sum of the
 weights), so ``load_state_dict``, optimizer steps, ``p.data`` edits, EMA copies, writes through
 ``p.detach().numpy()`` and in-place ``model.config`` edits all reach the next call. No hooks are installed.
-The runtimes are optional: ``pip install 'lightflow[deploy]'``. ``lightflow.runtime`` is this module under its
-earlier name.
+The runtimes are optional: ``pip install 'lightflow[deploy]'``.
 """
 from __future__ import annotations
 
@@ -41,8 +41,8 @@ from .graph import FlowGraph, check_finite_weights
 from .onnx import onnx_bytes
 from .watch import WeightWatch
 
-__all__ = ['BACKENDS', 'Backend', 'FlowEstimator', 'OnnxSession', 'available_backends', 'backend_names',
-           'check_backend', 'check_frames', 'onnx_session', 'register_backend', 'require_backend',
+__all__ = ['AUTO', 'Backend', 'FlowEstimator', 'OnnxSession', 'available_backends', 'backend_names',
+           'check_backend', 'check_frames', 'onnx_session', 'register_backend', 'require_backend', 'resolve_backend',
            'weights_fingerprint']
 
 # A first compile at a new shape that takes longer than this prints a one-line notice on stderr.
@@ -55,21 +55,58 @@ class OnnxSession(Protocol):
     def run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
 
 
+_DTYPE_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16', torch.float64: 'fp64'}
+
+
 @dataclass(frozen=True)
 class Backend:
-    """A registered inference backend.
+    """An inference backend: what a backend name resolves to (:func:`resolve_backend`).
 
     Attributes:
         name: the name users pass (``backend='...'``).
         package: the Python package it needs (``None``: only torch).
         session: ``(onnx_bytes, threads) -> OnnxSession`` for ONNX runtimes; ``None`` for the eager torch graph.
+        devices: the device types it runs on (``('cpu',)``, ``('cuda',)``...); empty: any (the model's). An ONNX
+            backend that gives none runs on ``('cpu',)``.
+        dtypes: the model dtypes it runs; empty: any. An ONNX backend that gives none runs ``(torch.float32,)``.
     """
 
     name: str
     package: str | None = None
     session: Callable[[bytes, int], OnnxSession] | None = None
+    devices: tuple[str, ...] = ()
+    dtypes: tuple[torch.dtype, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.session is not None and not self.devices:
+            object.__setattr__(self, 'devices', ('cpu',))
+        if self.session is not None and not self.dtypes:
+            object.__setattr__(self, 'dtypes', (torch.float32,))
+
+    @property
+    def kind(self) -> str:
+        """``'auto'`` (pick per input shape), ``'onnx'`` (a session of the exported graph) or ``'module'`` (the
+        BN-folded torch graph)."""
+        return 'auto' if self.name == 'auto' else 'onnx' if self.session is not None else 'module'
+
+    def runs(self, device: torch.device, dtype: torch.dtype) -> bool:
+        """Whether it runs a model of ``dtype`` on ``device``."""
+        return (not self.devices or device.type in self.devices) and (not self.dtypes or dtype in self.dtypes)
+
+    def refuse(self, device: torch.device, dtype: torch.dtype) -> None:
+        """One-line ``ValueError`` unless it :meth:`runs` a ``dtype`` model on ``device``."""
+        if not self.runs(device, dtype):
+            dtypes = '/'.join(_DTYPE_NAMES.get(d, str(d)) for d in self.dtypes) or 'any'
+            devices = '/'.join(d.upper() for d in self.devices) or 'any device'
+            raise ValueError(f'backend {self.name!r} runs {dtypes} models on the {devices}; this model is {dtype} on '
+                             f"{device} (use backend='torch' or 'auto')")
+
+    def __str__(self) -> str:
+        return self.name
 
 
+# 'auto' is no registered backend: FlowEstimator picks one of those per input shape.
+AUTO = Backend('auto')
 _REGISTRY: dict[str, Backend] = {}
 
 
@@ -100,12 +137,21 @@ def require_backend(backend: str) -> None:
                           f'(or pip install {pkg})')
 
 
-def check_backend(backend: str, option: str = 'backend') -> str:
-    """``backend`` if it is a known name whose runtime is installed; else ``ValueError`` / ``ImportError``."""
-    if backend not in backend_names():
+def resolve_backend(backend: str | Backend, option: str = 'backend') -> Backend:
+    """The :class:`Backend` of a name (``'auto'``: :data:`AUTO`), its runtime checked to be installed; a
+    :class:`Backend` is returned as it is (resolve once, pass the object down). ``ValueError`` naming ``option`` for
+    an unknown name, ``ImportError`` naming the package for a missing runtime."""
+    if isinstance(backend, Backend):
+        return backend
+    if not isinstance(backend, str) or backend not in backend_names():
         raise ValueError(f'{option} must be one of {backend_names()}, got {backend!r}')
     require_backend(backend)
-    return backend
+    return AUTO if backend == 'auto' else _REGISTRY[backend]
+
+
+def check_backend(backend: str | Backend, option: str = 'backend') -> str:
+    """The name of ``backend`` if it is known and its runtime installed (:func:`resolve_backend`)."""
+    return resolve_backend(backend, option).name
 
 
 class _OrtSession:
@@ -143,16 +189,14 @@ class _OpenVinoSession:
         return [np.array(out[o], copy=True) for o in self.compiled.outputs]
 
 
-register_backend(Backend('torch'))
-register_backend(Backend('onnxruntime', 'onnxruntime', _OrtSession))
-register_backend(Backend('openvino', 'openvino', _OpenVinoSession))
-# The names known at import (kept for ``from lightflow.runtime import BACKENDS``); check names with check_backend.
-BACKENDS = backend_names()
+register_backend(Backend('torch'))  # any device and dtype: the model's
+register_backend(Backend('onnxruntime', 'onnxruntime', _OrtSession, devices=('cpu',), dtypes=(torch.float32,)))
+register_backend(Backend('openvino', 'openvino', _OpenVinoSession, devices=('cpu',), dtypes=(torch.float32,)))
 
 
 def onnx_session(backend: str, data: bytes, threads: int) -> OnnxSession:
     """A session of ``backend`` (an ONNX runtime) for the ONNX model ``data``: what the tools use to run a file."""
-    entry = _REGISTRY[check_backend(backend)]
+    entry = resolve_backend(backend)
     if entry.session is None:
         raise ValueError(f'backend {backend!r} does not run ONNX files')
     return entry.session(data, threads)
@@ -232,7 +276,8 @@ class FlowEstimator:
 
     Args:
         model: a :class:`LightFlow`; checked for changes at every call (a change triggers a rebuild).
-        backend: ``'auto'`` or a registered backend (:func:`backend_names`).
+        backend: ``'auto'``, a registered backend name (:func:`backend_names`) or its resolved :class:`Backend`
+            (kept as :attr:`backend`).
         threads: CPU threads for the runtimes; ``None`` follows ``torch.get_num_threads()`` at each call.
         tolerance: ``'auto'`` drops a runtime whose flow differs from the eager graph's by more than this (px, >= 0).
         max_shapes: compiled shapes kept (>= 1; least recently used dropped first).
@@ -243,12 +288,12 @@ class FlowEstimator:
             :class:`lightflow.inference.watch.WeightWatch`; ~0.04 ms instead of ~0.15 ms for alpha = 0.5).
     """
 
-    def __init__(self, model: LightFlow, backend: str = 'auto', threads: int | None = None,
+    def __init__(self, model: LightFlow, backend: str | Backend = 'auto', threads: int | None = None,
                  tolerance: float = 1e-2, max_shapes: int = 8, upsample: bool = True,
                  watch_content: bool = True) -> None:
         if not isinstance(model, LightFlow):
             raise ValueError(f'model must be a LightFlow, got {type(model).__name__}')
-        check_backend(backend)
+        backend = resolve_backend(backend)
         if threads is not None and threads < 1:
             raise ValueError(f'threads must be >= 1, got {threads}')
         if not (isinstance(tolerance, (int, float)) and math.isfinite(tolerance) and tolerance >= 0):
@@ -270,28 +315,22 @@ class FlowEstimator:
     def _param(self) -> Tensor:
         return next(self.model.parameters())
 
-    def _can_use_runtimes(self) -> bool:
+    def _build(self, entry: Backend, shape: tuple[int, ...], threads: int) -> Runner:
         p = self._param()
-        return p.device.type == 'cpu' and p.dtype == torch.float32
-
-    def _build(self, name: str, shape: tuple[int, ...], threads: int) -> Runner:
-        p = self._param()
-        entry = _REGISTRY[name]
         if entry.session is None:
             return _TorchRunner(self._graph, p.device, p.dtype)
         data = onnx_bytes(self._graph, shape[2], shape[3], batch=shape[0], dynamic_batch=False)
         return _SessionRunner(entry.session(data, threads))
 
     def _select(self, shape: tuple[int, ...], threads: int, a: Tensor, b: Tensor) -> Runner:
-        if self.backend != 'auto':
-            if _REGISTRY[self.backend].session is not None and not self._can_use_runtimes():
-                p = self._param()
-                raise ValueError(f'backend {self.backend!r} runs fp32 models on the CPU; this model is {p.dtype} on '
-                                 f"{p.device} (use backend='torch' or 'auto')")
-            self.selected[shape] = self.backend
+        if self.backend.kind != 'auto':
+            p = self._param()
+            self.backend.refuse(p.device, p.dtype)
+            self.selected[shape] = self.backend.name
             return self._build(self.backend, shape, threads)
-        reference = self._build('torch', shape, threads)
-        names = [n for n in available_backends() if n != 'torch'] if self._can_use_runtimes() else []
+        reference = self._build(_REGISTRY['torch'], shape, threads)
+        p = self._param()
+        names = [n for n in available_backends() if n != 'torch' and _REGISTRY[n].runs(p.device, p.dtype)]
         if not names:
             self.selected[shape] = 'torch'
             return reference
@@ -300,7 +339,7 @@ class FlowEstimator:
         for name in names:
             run = None
             try:
-                run = self._build(name, shape, threads)
+                run = self._build(_REGISTRY[name], shape, threads)
                 diff = float((run(a, b).float() - expected).abs().max())
             except Exception as e:  # a runtime that cannot build or run this graph is skipped, not fatal
                 warnings.warn(f'lightflow: backend {name!r} unavailable for {shape} ({type(e).__name__}: {e})',

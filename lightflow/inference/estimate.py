@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..io import to_uint8
 from ..models.lightflow import LightFlow
-from .backends import FlowEstimator, check_backend, check_frames
+from .backends import Backend, FlowEstimator, check_frames, resolve_backend
 from .graph import FlowGraph
 
 __all__ = ['estimate_flow', 'flow_estimator', 'to_image_batch']
@@ -27,13 +27,14 @@ __all__ = ['estimate_flow', 'flow_estimator', 'to_image_batch']
 _ESTIMATORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def flow_estimator(model: LightFlow, backend: str = 'auto', upsample: bool = True) -> FlowEstimator:
-    """The cached :class:`FlowEstimator` of ``model`` for ``backend`` (the one ``estimate_flow`` uses)."""
-    check_backend(backend)
+def flow_estimator(model: LightFlow, backend: str | Backend = 'auto', upsample: bool = True) -> FlowEstimator:
+    """The cached :class:`FlowEstimator` of ``model`` for ``backend`` (the one ``estimate_flow`` uses). Give the
+    :class:`Backend` that :func:`lightflow.inference.resolve_backend` returned to skip the name check per call."""
+    backend = resolve_backend(backend)
     per_model = _ESTIMATORS.setdefault(model, {})
-    est = per_model.get((backend, upsample))
-    if est is None:
-        est = per_model[(backend, upsample)] = FlowEstimator(model, backend, upsample=upsample)
+    est = per_model.get((backend.name, upsample))
+    if est is None or est.backend != backend:
+        est = per_model[(backend.name, upsample)] = FlowEstimator(model, backend, upsample=upsample)
     return est
 
 
@@ -82,7 +83,7 @@ def to_image_batch(img: Tensor | np.ndarray, name: str = 'img') -> Tensor:
 
 
 def estimate_flow(model: LightFlow, img1: Tensor | np.ndarray, img2: Tensor | np.ndarray,
-                  backend: str = 'auto') -> Tensor:
+                  backend: str | Backend = 'auto') -> Tensor:
     """Estimate the optical flow from ``img1`` to ``img2`` in pixels at the input size.
 
     In eval mode with gradients disabled (e.g. under ``torch.inference_mode()``) it runs the BN-folded graph through
@@ -93,12 +94,13 @@ def estimate_flow(model: LightFlow, img1: Tensor | np.ndarray, img2: Tensor | np
         img1: (N, 3, H, W) or (3, H, W) RGB tensor with values in 0..255, or an (H, W, 3) array; uint8, uint16
             (scaled to 0..255 like :func:`lightflow.io.read_image`) or float in 0..255; any H, W.
         img2: second frame, same shape as ``img1``.
-        backend: ``'auto'`` (fastest available) or a registered backend (:func:`lightflow.inference.backend_names`).
+        backend: ``'auto'`` (fastest available), a registered backend (:func:`lightflow.inference.backend_names`) or
+            its resolved :class:`lightflow.inference.Backend` (the name is checked once, here).
 
     Returns:
         (N, 2, H, W) float flow (u, v) in pixels, on the model's device.
     """
-    check_backend(backend)  # asked for explicitly: say so even when this call takes the differentiable path
+    backend = resolve_backend(backend)  # asked for explicitly: say so even when this call takes the differentiable path
     a, b = to_image_batch(img1, 'img1'), to_image_batch(img2, 'img2')
     check_frames(a, b)
     device = next(model.parameters()).device

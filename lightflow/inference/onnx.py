@@ -7,7 +7,7 @@ file whose weights were edited after the export. :func:`export_onnx` writes :cla
 -> flow in pixels, everything ``estimate_flow`` does inside the graph, so the file needs no Python around it) with the
 model's width and the export size (:func:`read_onnx_metadata`), so a runtime can refuse a file made for another model,
 and checks it with ``onnx.checker``. Exports refuse NaN/inf weights, the flow export also a size whose tracing would
-not fit in the free memory. ``lightflow.export`` is this module under its earlier name.
+not fit in the free memory.
 """
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..models.lightflow import LightFlow
-# fold_lightflow and pad_to_multiple: importable from here (lightflow.export) as before the split.
-from .graph import FlowGraph, check_finite_weights, fold_lightflow, pad_to_multiple  # noqa: F401
+from .graph import FlowGraph, check_finite_weights
 
 __all__ = ['export_onnx', 'onnx_bytes', 'module_onnx_bytes', 'read_onnx_metadata', 'check_onnx_matches',
            'export_memory_bytes', 'initializers_sha256', 'OPSET']

@@ -11,6 +11,8 @@ Two layers, checked at every call of :class:`lightflow.inference.FlowEstimator`:
   (small tensors summed as one block). Writes that bypass the version counters -- ``p.data.mul_``, EMA copies through
   ``p.data.copy_``, writes through ``p.detach().numpy()``, ``buffer.data`` edits -- only show here. ``content=False``
   drops this layer for models whose weights change only through the tracked routes (frozen or deployed models).
+* **inference tensors** (a model made or loaded under ``torch.inference_mode()``) have no version counter: they are
+  tracked by identity and ``data_ptr`` and always content-summed, even with ``content=False``.
 
 No hooks are installed, global or per module; the model is not modified.
 """
@@ -64,12 +66,16 @@ class WeightWatch:
         self._copies = [dict(d) for d in self._dicts]
         self._tensors: list[Tensor] = [t for d in self._dicts[0::3] + self._dicts[1::3] for t in d.values()
                                        if t is not None and t.is_floating_point()]
-        cpu = [t for t in self._tensors if t.device.type == 'cpu' and t.dtype == torch.float32 and t.is_contiguous()]
+        # Inference tensors raise on ``_version``: identity + data_ptr + content for those.
+        self._versioned = [t for t in self._tensors if not t.is_inference()]
+        summed = self._tensors if self.content else [t for t in self._tensors if t.is_inference()]
+        self._summed = bool(summed)
+        cpu = [t for t in summed if t.device.type == 'cpu' and t.dtype == torch.float32 and t.is_contiguous()]
         cpu_ids = {id(t) for t in cpu}
         self._big = [t.detach().numpy().reshape(-1) for t in cpu if t.numel() >= _SMALL]
         self._small = [t.detach().numpy().reshape(-1) for t in cpu if t.numel() < _SMALL]
         self._small_buf = np.empty(sum(a.size for a in self._small), np.float32)
-        self._other = [t for t in self._tensors if id(t) not in cpu_ids]  # CUDA, fp16/bf16, strided: torch sums
+        self._other = [t for t in summed if id(t) not in cpu_ids]  # CUDA, fp16/bf16, strided: torch sums
 
     def _structure_same(self) -> bool:
         # One C-level comparison of the dicts with their copies: values compare by identity first, so an unchanged
@@ -80,7 +86,7 @@ class WeightWatch:
             return False
 
     def _tracked(self) -> tuple[list, list]:
-        return list(map(_VERSION, self._tensors)), list(map(Tensor.data_ptr, self._tensors))
+        return list(map(_VERSION, self._versioned)), list(map(Tensor.data_ptr, self._tensors))
 
     def _sums(self) -> list:
         out = [float(np.add.reduce(a)) for a in self._big]
@@ -95,7 +101,7 @@ class WeightWatch:
         """Record the model as it is now (after its graph was rebuilt)."""
         self._walk()
         self._state = (self._tracked(), attribute_snapshot(self.model))
-        self._content = self._sums() if self.content else None
+        self._content = self._sums() if self._summed else None
         self._marked = True
 
     def changed(self) -> bool:
@@ -104,4 +110,4 @@ class WeightWatch:
             return True
         if (self._tracked(), attribute_snapshot(self.model)) != self._state:
             return True
-        return self.content and self._sums() != self._content
+        return self._summed and self._sums() != self._content

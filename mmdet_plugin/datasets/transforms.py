@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
-from ..models.key_frame_policy import positive_integer
+from ..utils import positive_integer
 
 __all__ = ['KeyFrameClipSample']
 

@@ -1,8 +1,5 @@
 """Models of the video plugin: Light Flow motion, feature warping, the flow-guided GRU, the video detector and its
 key-frame policies."""
-# The test / benchmark plumbing moved to mmdet_plugin.apis; these names stay importable from here.
-from ..apis import (profiled_parts, run_video_test, summarize_frame_records, summarize_parts,  # noqa: F401
-                    timed_predict, unwrap_video_detector)
 from .aggregator import AggregatorState, ConvGRUCell, FlowGuidedGRU, KeyFrameAggregator
 from .baseline_motion import DISMotion, FrameMotion, ZeroMotion
 from .flow_video_detector import FlowVideoDetector, FrameRecord

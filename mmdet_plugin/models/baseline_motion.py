@@ -49,12 +49,9 @@ class FrameMotion(BaseModule):
         return img if self.bgr_to_rgb else img.flip(1)
 
     def flow_size(self, height: int, width: int) -> tuple[int, int]:
-        """The (h, w) the flow is computed at for (height, width) frames."""
-        size = (max(1, round(height * self.flow_scale)), max(1, round(width * self.flow_scale)))
-        if self.resize_to_divisor:
-            div = self.size_divisor
-            size = (max(div, div * round(size[0] / div)), max(div, div * round(size[1] / div)))
-        return size
+        """The (h, w) the flow is computed at for (height, width) frames (:func:`lightflow.sizes.flow_size`)."""
+        from lightflow.sizes import flow_size
+        return flow_size(height, width, self.flow_scale, self.size_divisor if self.resize_to_divisor else None)
 
     def flow_inputs(self, img: Tensor, ref_img: Tensor) -> tuple[Tensor, Tensor, bool]:
         """The two frames as the flow sees them: RGB 0..255 at :meth:`flow_size`, and whether that size is a

@@ -19,7 +19,8 @@ from mmdet.structures import DetDataSample, TrackDataSample
 from torch import Tensor
 
 from .aggregator import AggregatorState, KeyFrameAggregator
-from .key_frame_policy import KeyFrameDecision, KeyFramePolicy, build_key_frame_policy, positive_integer
+from ..utils import positive_integer
+from .key_frame_policy import KeyFrameDecision, KeyFramePolicy, build_key_frame_policy
 from .utils import patched_attributes
 
 __all__ = ['FlowVideoDetector', 'FrameRecord']

@@ -26,19 +26,14 @@ import torch
 from mmengine.registry import Registry
 from torch import Tensor
 
+from ..utils import positive_integer
+
 __all__ = ['KEY_FRAME_POLICIES', 'KeyFramePolicy', 'KeyFrameDecision', 'FixedInterval', 'MotionThreshold',
-           'build_key_frame_policy', 'motion_statistic', 'positive_integer']
+           'build_key_frame_policy', 'motion_statistic', 'policy_name']
 
 KEY_FRAME_POLICIES = Registry('key-frame policy')
 
 _FIELD = 'test_cfg.key_frame_policy'
-
-
-def positive_integer(name: str, value: Any) -> int:
-    """``value`` if it is an integer >= 1 (2.7, '3' and True are refused, not truncated); ``ValueError`` naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f'{name} must be an integer >= 1, got {value!r}')
-    return int(value)
 
 
 @dataclass
@@ -83,7 +78,7 @@ class KeyFramePolicy:
         return dataclasses.replace(self, **changes)
 
 
-@KEY_FRAME_POLICIES.register_module(name=['fixed', 'FixedInterval'])
+@KEY_FRAME_POLICIES.register_module(name='fixed')
 @dataclass(frozen=True, kw_only=True)
 class FixedInterval(KeyFramePolicy):
     """The paper's schedule: a key frame every ``key_frame_interval`` frames (``frame_id % l == 0``)."""
@@ -97,7 +92,7 @@ class FixedInterval(KeyFramePolicy):
         return KeyFrameDecision(frame_id % self.key_frame_interval == 0)
 
 
-@KEY_FRAME_POLICIES.register_module(name=['motion', 'MotionThreshold'])
+@KEY_FRAME_POLICIES.register_module(name='motion')
 @dataclass(frozen=True, kw_only=True)
 class MotionThreshold(KeyFramePolicy):
     """Adaptive key frames (not in the paper): a frame becomes a key frame when ``statistic`` of its flow magnitude to
@@ -175,6 +170,15 @@ def build_key_frame_policy(cfg: Union[dict, KeyFramePolicy, None], key_frame_int
     if key_frame_interval is not None:
         cfg.setdefault('key_frame_interval', key_frame_interval)
     return cls(**cfg)
+
+
+def policy_name(policy: KeyFramePolicy) -> str:
+    """The registered name of ``policy``'s class (``'fixed'`` for :class:`FixedInterval`): the ``type`` a config
+    gives; ``ValueError`` for an unregistered class."""
+    for name, cls in KEY_FRAME_POLICIES.module_dict.items():
+        if cls is type(policy):
+            return name
+    raise ValueError(f'key-frame policy {type(policy).__name__} is not registered in KEY_FRAME_POLICIES')
 
 
 def motion_statistic(flow: Tensor, frame_size: tuple[int, int], statistic: str) -> float:

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from lightflow import LightFlow
 from lightflow.checkpoint import load_lightflow_weights
-from lightflow.inference import FlowGraph, check_backend, flow_estimator
+from lightflow.inference import FlowGraph, flow_estimator, resolve_backend
 from lightflow.pretrained import resolve_weights
 
 from .baseline_motion import FrameMotion
@@ -53,7 +53,8 @@ class LightFlowMotion(FrameMotion):
             predicts zero flow: propagation then starts as copying the key features and the flow learns from the
             detection loss, instead of large random flows scrambling the warped features early in training.
         backend: inference backend in eval mode: ``'auto'`` or a registered one (``'torch'``, ``'onnxruntime'``,
-            ``'openvino'``; :func:`lightflow.inference.backend_names`). ``LightFlowModel`` takes the same ``backend``.
+            ``'openvino'``; :func:`lightflow.inference.backend_names`), kept resolved as :attr:`backend`
+            (a :class:`lightflow.inference.Backend`). ``LightFlowModel`` takes the same ``backend``.
         init_cfg: mmengine init config; a ``Pretrained`` entry is read with
             :func:`lightflow.checkpoint.load_lightflow_weights`.
     """
@@ -70,7 +71,7 @@ class LightFlowMotion(FrameMotion):
             pretrained, init_cfg = init_cfg.get('checkpoint'), None
         super().__init__(flow_scale=flow_scale, img_mean=img_mean, img_std=img_std, bgr_to_rgb=bgr_to_rgb,
                          resize_to_divisor=resize_to_divisor, size_divisor=LightFlow.size_divisor, init_cfg=init_cfg)
-        self.backend = check_backend(backend)
+        self.backend = resolve_backend(backend)  # resolved once; each frame passes the object down
         self.flownet = LightFlow(width_mult)
         self.pretrained = pretrained
         self.freeze = bool(freeze)

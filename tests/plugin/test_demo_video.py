@@ -135,7 +135,7 @@ def test_demo_with_video_detector(detector, tmp_path):
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import MODELS
-    from mmdet_plugin.synthetic_vid import generate_synthetic_vid
+    from lightflow.data.synthetic.vid import generate_synthetic_vid
 
     init_default_scope('mmdet')
     cfg = Config.fromfile(str(config))
@@ -184,7 +184,7 @@ def test_demo_show_flow_adds_motion_and_dis_panels(detector, tmp_path):
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import MODELS
-    from mmdet_plugin.synthetic_vid import generate_synthetic_vid
+    from lightflow.data.synthetic.vid import generate_synthetic_vid
 
     init_default_scope('mmdet')
     cfg = Config.fromfile(str(config))

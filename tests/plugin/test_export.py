@@ -11,7 +11,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 import mmdet_plugin  # noqa: F401  (registers the plugin)
-from lightflow.runtime import available_backends
+from lightflow.inference.backends import available_backends
 from mmdet_plugin.export import NonKeyStep, export_nonkey_onnx, nonkey_inputs
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs' / 'vid'
@@ -87,7 +87,7 @@ def test_nonkey_export_rejects_bad_input(detector, tmp_path):
 def test_nonkey_flow_comes_from_the_one_pixel_flow_path(detector, monkeypatch):
     """NonKeyStep's flow is FlowGraph.pixel_flow's: a zero flow there gives the head's outputs of the unwarped
     key features."""
-    from lightflow.export import FlowGraph
+    from lightflow.inference import FlowGraph
     key, img = _frames(64, 96)
     inputs = nonkey_inputs(detector, key, img)
     calls = []
@@ -107,7 +107,7 @@ def test_nonkey_export_goes_through_the_flow_exporter(detector):
 
     import onnx
 
-    from lightflow.export import initializers_sha256
+    from lightflow.inference.onnx import initializers_sha256
     from mmdet_plugin.export import onnx_nonkey_bytes
     proto = onnx.load_from_string(onnx_nonkey_bytes(detector, 64, 96))
     meta = {p.key: p.value for p in proto.metadata_props}

@@ -192,8 +192,8 @@ def test_motion_backend_validated():
 
 
 def test_motion_accepts_a_backend_registered_later(monkeypatch):
-    """The name is checked by the registry (lightflow.runtime.check_backend), not a tuple frozen at import."""
-    import lightflow.runtime as runtime
+    """The name is checked by the registry (lightflow.inference.check_backend), not a tuple frozen at import."""
+    import lightflow.inference.backends as runtime
     monkeypatch.setitem(runtime._REGISTRY, 'eager_copy', runtime.Backend('eager_copy'))  # the eager graph again
     motion = LightFlowMotion(width_mult=0.25, zero_init_flow=False, backend='eager_copy').eval()
     a, b = torch.randn(1, 3, 64, 96), torch.randn(1, 3, 64, 96)
@@ -201,7 +201,7 @@ def test_motion_accepts_a_backend_registered_later(monkeypatch):
         flow = motion(a, b)
     with torch.enable_grad():
         expected = motion(a, b).detach()  # the differentiable path
-    assert motion.backend == 'eager_copy' and (flow - expected).abs().max() < 1e-4
+    assert motion.backend.name == 'eager_copy' and (flow - expected).abs().max() < 1e-4
 
 
 def test_motion_is_a_frame_motion_with_lightflows_divisor():
@@ -219,7 +219,7 @@ def test_motion_is_a_frame_motion_with_lightflows_divisor():
 @pytest.mark.parametrize('resize_to_divisor', [False, True])
 def test_motion_runs_the_one_pixel_flow_path(monkeypatch, resize_to_divisor):
     """Training and inference flows of LightFlowMotion both come from FlowGraph.pixel_flow (+1000 px there shows)."""
-    from lightflow.export import FlowGraph
+    from lightflow.inference import FlowGraph
     motion = LightFlowMotion(width_mult=0.25, zero_init_flow=False, resize_to_divisor=resize_to_divisor,
                              backend='torch').eval()
     a, b = torch.randn(1, 3, 128, 192), torch.randn(1, 3, 128, 192)

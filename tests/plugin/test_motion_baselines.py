@@ -73,6 +73,18 @@ def test_dis_motion_bad_preset_and_sizes():
     assert copy.deepcopy(motion).preset == 'fast' and pickle.loads(pickle.dumps(motion)).preset == 'fast'
 
 
+def test_dis_on_frames_too_small_for_it_is_a_value_error():
+    """Issue 22 (low): DISMotion on a 1x1 frame raised cv2.error; a short, wide frame (8x50 at the flow size) crashed
+    the process in OpenCV (segfault). Both are one-line ValueErrors before OpenCV runs."""
+    from lightflow.baseline_flow import dis_flow
+    with pytest.raises(ValueError, match=r"^dis_flow: 1x1 frames are too small for OpenCV DIS \('medium', 8 px "
+                                         r"patches\): both sides must be >= 12 px"):
+        DISMotion('medium', flow_scale=1.0)(torch.zeros(1, 3, 1, 1), torch.zeros(1, 3, 1, 1))
+    with pytest.raises(ValueError, match=r'^dis_flow: 8x50 frames are too small .*>= 16 px'):
+        dis_flow(np.zeros((8, 50, 3), np.uint8), np.zeros((8, 50, 3), np.uint8), 'fast')
+    assert dis_flow(np.zeros((12, 12, 3), np.uint8), np.zeros((12, 12, 3), np.uint8)).shape == (2, 12, 12)
+
+
 def test_zero_motion_makes_propagation_copy_the_key_features_exactly():
     from .test_models import frame_batch, video_detector
 

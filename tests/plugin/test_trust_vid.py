@@ -54,6 +54,22 @@ def test_test_vid_refuses_an_out_that_is_an_input(vid_inputs, tmp_path, target):
     assert {p: md5(p) for p in before} == before
 
 
+def test_test_vid_refuses_an_out_that_is_a_base_config(vid_inputs, tmp_path):
+    """Issue 22 (low): --out naming a ``_base_`` file of the config (two levels up here) replaced it, changing every
+    config built on it."""
+    base = tmp_path / 'base.py'
+    base.write_text(DFF_CONFIG.read_text().replace("'./_base_/", f"'{CONFIG_DIR}/_base_/"))
+    (tmp_path / 'middle.py').write_text("_base_ = ['./base.py']\n")
+    (tmp_path / 'sub').mkdir()
+    config = tmp_path / 'sub' / 'leaf.py'
+    config.write_text("_base_ = '../middle.py'\n")
+    before = md5(base)
+    with pytest.raises(ValueError, match=rf'^--out {base}: would overwrite the input config '):
+        _load_tool('test_vid').main([str(config), str(vid_inputs['checkpoint']), '--out', str(base), '--work-dir',
+                                     str(tmp_path / 'w'), '--cfg-options', f'data_root={vid_inputs["root"]}/'])
+    assert md5(base) == before
+
+
 def test_metrics_json_holds_null_not_nan(tmp_path):
     from lightflow.cli import finite_json
 

@@ -18,7 +18,7 @@ import mmdet_plugin.evaluation  # noqa: F401
 from mmdet.registry import DATASETS, MODELS
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmdet_plugin.datasets import KeyFrameClipSample
-from mmdet_plugin.synthetic_vid import generate_synthetic_vid
+from lightflow.data.synthetic.vid import generate_synthetic_vid
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = REPO / 'configs' / 'vid' / '_base_' / 'datasets' / 'synthetic_vid.py'

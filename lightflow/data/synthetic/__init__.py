@@ -1,7 +1,8 @@
 """Synthetic optical-flow data, one module per job.
 
 - :mod:`.render`: :class:`SyntheticFlowGenerator`, the batched renderer of Chairs-like pairs with exact flow, and
-  :class:`SyntheticBatch`;
+  :class:`SyntheticBatch`; :mod:`.scene` draws each sample's layers and motions (numbers only), :mod:`.raster` turns
+  them into pixels, flow and occlusion in torch;
 - :mod:`.augment`: :func:`photometric_augment`, :func:`blur_frames` and :func:`flip_flow_batch`, on the batch's device;
 - :mod:`.datasets`: :class:`SyntheticChairs`, :class:`SyntheticIndices` and :func:`export_chairs_layout`;
 - :mod:`.textures`, :mod:`.shapes`, :mod:`.photos`: the texture bank, the object outlines and the one loader of

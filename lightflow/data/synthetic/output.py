@@ -12,20 +12,14 @@ from typing import Iterator
 
 __all__ = ['MARKER', 'check_out_dir', 'atomic_dir', 'check_memory']
 
-MARKER = '.lightflow_synthetic_vid'  # written into every generated set; ``overwrite`` replaces only such a folder
-# A set written before the marker existed: exactly these entries (``make demo-vid`` regenerates such folders).
-_LEGACY_ENTRIES = {'.': {'Data', 'annotations'}, 'annotations': {'train.json', 'val.json'}}
+# Written into every generated set; ``overwrite`` replaces only such a folder. Only the marker counts: a folder that
+# merely looks like a set (``Data/`` + ``annotations/{train,val}.json``) may be a user's own CocoVID set (issue 22).
+MARKER = '.lightflow_synthetic_vid'
 
 
 def _replaceable(path: Path) -> bool:
-    """Whether the folder ``path`` may be replaced: it is empty, or the generator wrote it (it holds :data:`MARKER`,
-    or, an older set, exactly ``Data/`` and ``annotations/{train,val}.json``)."""
-    if (path / MARKER).is_file() or not any(path.iterdir()):
-        return True
-    try:
-        return all({p.name for p in (path / sub).iterdir()} == names for sub, names in _LEGACY_ENTRIES.items())
-    except OSError:
-        return False
+    """Whether the folder ``path`` may be replaced: it is empty, or the generator wrote it (it holds :data:`MARKER`)."""
+    return (path / MARKER).is_file() or not any(path.iterdir())
 
 
 def check_out_dir(out_dir: str | os.PathLike, overwrite: bool) -> Path:
