@@ -252,3 +252,21 @@ def test_eight_key_clip_is_spaced_exactly_l_and_repeats_the_first_frame_near_the
                                                                         dict(key_frame_interval=-3))):
         with pytest.raises(ValueError, match=f'KeyFrameClipSample.{field}'):
             KeyFrameClipSample(**kwargs)
+
+
+def test_subset_sampler_visits_a_fresh_share_of_the_frames_each_epoch(synth):
+    from mmdet.registry import DATA_SAMPLERS
+
+    cfg = _config(synth)
+    dataset = Runner.build_dataloader(copy.deepcopy(cfg.train_dataloader), seed=0).dataset
+    full = DATA_SAMPLERS.build(dict(type='TrackImgSampler', dataset=dataset, seed=3))
+    half = DATA_SAMPLERS.build(dict(type='TrackImgSubsetSampler', dataset=dataset, fraction=0.5, seed=3))
+    everything = set(full)
+    first = list(half)
+    assert len(first) == len(half) == (len(everything) + 1) // 2 and len(set(first)) == len(first)
+    assert set(first) <= everything
+    half.set_epoch(1)
+    second = list(half)
+    assert set(second) != set(first) and len(second) == len(first)
+    with pytest.raises(ValueError, match='fraction must be in'):
+        DATA_SAMPLERS.build(dict(type='TrackImgSubsetSampler', dataset=dataset, fraction=0))
