@@ -5,7 +5,8 @@ It mirrors ``FlowVideoDetector.predict``: a video's first frame is a key frame; 
 statistic above ``threshold`` (the flow of the non-key graph, which that frame then reuses if it stays non-key), and
 every frame ``max_interval`` after the key. Key frames run ``key_feats`` (and ``gru_init`` / ``gru_step`` with an
 aggregator, restarting after ``aggregator_max_chain`` steps) and ``head``; other frames run ``nonkey`` on the cached
-key. Only the current key is cached: memory stays flat.
+key. Only the current key is cached: memory stays flat. A single-frame detector's folder (``motion: false``: no
+``nonkey`` graph) runs every frame as a key frame.
 """
 from __future__ import annotations
 

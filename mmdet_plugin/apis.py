@@ -106,8 +106,9 @@ def warm_up_motion(runner: Any, model: FlowVideoDetector) -> None:
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        img = model.data_preprocessor(batch, False)['inputs'][:, 0]
-        model.motion(img, img)
+        data = model.data_preprocessor(batch, False)
+        img, meta = data['inputs'][:, 0], data['data_samples'][0].video_data_samples[0].metainfo
+        model.motion(img, img, [(meta, meta)])  # the frame's own metainfo: motions that read it (OracleMotion) run
     model.train(was_training)
 
 

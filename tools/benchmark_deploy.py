@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -99,6 +100,13 @@ def vid_map(records: list[tuple[dict, Any]], classes: list[str]) -> float:
                                          pred_instances=dict(bboxes=d.boxes, scores=d.scores, labels=d.labels)))
                for info, d in records]
     return 100 * metric.compute_metrics(results)['mAP']
+
+
+def _cpu_name() -> str:
+    try:
+        return next(line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return 'CPU'
 
 
 def settings(args: argparse.Namespace, single: bool) -> list[tuple[str, str, dict]]:
@@ -252,48 +260,53 @@ def part_graphs(config: str, ckpt: str, options: dict, folder: Path) -> dict[str
     return out
 
 
-def profile(video_graphs: Path, parts: dict[str, Path], frames: list[Path], threads: list[int], reps: int
-            ) -> dict[int, dict[str, float]]:
-    """Median ms of every graph and of preprocess / decode + NMS on real frames (key frame 0, frame 5), interleaved."""
-    import cv2
-
+def _part_calls(video_graphs: Path, parts: dict[str, Path], rgb: list[np.ndarray], t: int) -> dict[str, Any]:
+    """One zero-argument call per part at ``t`` threads, on real frames (key ``rgb[0]``, current ``rgb[1]``)."""
     from lightflow_deploy import VideoDetectorRuntime
     from lightflow_deploy.postprocess import decode_detections, grid_anchors
     from lightflow_deploy.runtime import _OrtSession
-    out = {}
-    for t in threads:
-        rt = VideoDetectorRuntime(video_graphs, threads=t)
-        sess = {k: _OrtSession(p, t) for k, p in parts.items()}
-        rgb = [np.ascontiguousarray(cv2.imread(str(f))[..., ::-1]) for f in frames]
-        key, shape, scale = rt.preprocess(rgb[0])
-        img = rt.preprocess(rgb[1])[0]
-        feats = rt._run('key_feats', key)
-        flow = sess['flow'].run({'img': img, 'key_img': key})[0]
-        warped = sess['warp'].run({**{f'feat{i}': f for i, f in enumerate(feats)}, 'flow': flow})
-        head = rt._run('head', *warped)
-        head_cfg = rt.manifest['head']
-        anchors = [grid_anchors(np.asarray(head_cfg['base_anchors'][i], np.float32), head_cfg['strides'][i],
-                                head[i].shape[-2:]) for i in range(len(feats))]
-        calls = {
-            'preprocess': lambda: rt.preprocess(rgb[1]),
-            'features (key_feats)': lambda: rt._run('key_feats', key),
-            'flow': lambda: sess['flow'].run({'img': img, 'key_img': key}),
-            'warp': lambda: sess['warp'].run({**{f'feat{i}': f for i, f in enumerate(feats)}, 'flow': flow}),
-            'head': lambda: rt._run('head', *warped),
-            'non-key step (flow + warp + head)': lambda: rt._run('nonkey', *feats, key, img),
-            'decode + NMS': lambda: decode_detections(head, head_cfg, shape, scale, anchors)}
-        if 'gru_cell' in sess:
-            calls['GRU cell'] = lambda: sess['gru_cell'].run(
-                {**{f'feat{i}': f for i, f in enumerate(feats)}, **{f'state{i}': f for i, f in enumerate(warped)}})
-            calls['GRU step (flow + warp + GRU)'] = lambda: rt._run('gru_step', *feats, *warped, key, img)
-        times = {k: [] for k in calls}
-        for _ in range(reps):
-            for k, call in calls.items():
+    rt = VideoDetectorRuntime(video_graphs, threads=t)
+    sess = {k: _OrtSession(p, t) for k, p in parts.items()}
+    key, shape, scale = rt.preprocess(rgb[0])
+    img = rt.preprocess(rgb[1])[0]
+    feats = rt._run('key_feats', key)
+    feed = {f'feat{i}': f for i, f in enumerate(feats)}
+    flow = sess['flow'].run({'img': img, 'key_img': key})[0]
+    warped = sess['warp'].run({**feed, 'flow': flow})
+    head = rt._run('head', *warped)
+    head_cfg = rt.manifest['head']
+    anchors = [grid_anchors(np.asarray(head_cfg['base_anchors'][i], np.float32), head_cfg['strides'][i],
+                            head[i].shape[-2:]) for i in range(len(feats))]
+    calls = {
+        'preprocess': lambda: rt.preprocess(rgb[1]),
+        'features (key_feats)': lambda: rt._run('key_feats', key),
+        'flow': lambda: sess['flow'].run({'img': img, 'key_img': key}),
+        'warp': lambda: sess['warp'].run({**feed, 'flow': flow}),
+        'head': lambda: rt._run('head', *warped),
+        'non-key step (flow + warp + head)': lambda: rt._run('nonkey', *feats, key, img),
+        'decode + NMS': lambda: decode_detections(head, head_cfg, shape, scale, anchors)}
+    if 'gru_cell' in sess:
+        states = {f'state{i}': f for i, f in enumerate(warped)}
+        calls['GRU cell'] = lambda: sess['gru_cell'].run({**feed, **states})
+        calls['GRU step (flow + warp + GRU)'] = lambda: rt._run('gru_step', *feats, *warped, key, img)
+    return calls
+
+
+def profile(video_graphs: Path, parts: dict[str, Path], frames: list[Path], threads: list[int], reps: int
+            ) -> dict[int, dict[str, float]]:
+    """Median ms of every graph and of preprocess / decode + NMS on real frames (key frame 0, frame 5), the parts and
+    the thread counts interleaved call by call."""
+    import cv2
+    rgb = [np.ascontiguousarray(cv2.imread(str(f))[..., ::-1]) for f in frames]
+    calls = {t: _part_calls(video_graphs, parts, rgb, t) for t in threads}
+    times = {t: {k: [] for k in calls[t]} for t in threads}
+    for _ in range(reps + 1):  # the first round warms up
+        for t in threads:
+            for k, call in calls[t].items():
                 t0 = time.perf_counter()
                 call()
-                times[k].append(1e3 * (time.perf_counter() - t0))
-        out[t] = {k: statistics.median(v[1:] if len(v) > 1 else v) for k, v in times.items()}
-    return out
+                times[t][k].append(1e3 * (time.perf_counter() - t0))
+    return {t: {k: statistics.median(v[1:]) for k, v in times[t].items()} for t in threads}
 
 
 def tables(rows: list[dict], torch_rows: list[dict], prof: dict, title: str, caveat: str) -> str:
@@ -367,10 +380,10 @@ def main(argv: list[str] | None = None) -> str:
             torch_rows += pytorch_reference(args.single_config, args.single_ckpt, options, out_dir / 'work_single',
                                             [r for r in runs if r[0] == 'single'], args.pytorch_threads,
                                             args.max_videos)
-    import platform
     import onnxruntime
-    caveat = (f'{len(videos)} val videos, {sum(len(v) for v in videos)} frames; {platform.processor() or "CPU"}, '
-              f'{__import__("os").cpu_count()} cores, ONNX Runtime {onnxruntime.__version__} (CPU EP). Timings on a '
+    caveat = (f'{len(videos)} val videos, {sum(len(v) for v in videos)} frames; {_cpu_name()}, '
+              f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; ONNX Runtime '
+              f'{onnxruntime.__version__} (CPU EP), PyTorch at {args.pytorch_threads} thread(s). Timings on a '
               'shared machine are noisy: ms / frame is the median over videos of each video\'s mean, the runs '
               'interleaved video by video; key / non-key ms are medians of frames. PyTorch ms are inside predict '
               '(no preprocess), the runtime\'s include preprocess and decode + NMS.')
