@@ -302,6 +302,12 @@ def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: s
         got = tuple(getattr(state[k], 'shape', ())) if hasattr(state[k], 'shape') else type(state[k]).__name__
         raise ValueError(f'{checkpoint}: {len(wrong)} of {len(expected)} model weights have another shape (e.g. '
                          f'{k}: {got} in the checkpoint, {tuple(expected[k].shape)} in the model); {hint}')
+    # Whole modules the config's model lacks (a + GRU checkpoint given for a propagation config): ignored, but said.
+    have = {k.split('.', 1)[0] for k in expected}
+    unused = sorted({k.split('.', 1)[0] for k in state if isinstance(k, str) and k.split('.', 1)[0] not in have})
+    if unused:
+        warnings.warn(f'{checkpoint}: holds {", ".join(unused)} weights that {config}\'s model has no place for; '
+                      'they are ignored (a checkpoint of another variant of this detector?)', stacklevel=2)
     return ckpt
 
 

@@ -208,3 +208,26 @@ def test_tools_print_one_line_for_real(tmp_path):
         proc = subprocess.run([sys.executable, str(REPO / 'tools' / f'{tool}.py'), *argv],
                               capture_output=True, text=True, env=env, timeout=120)
         assert (proc.returncode, proc.stderr.strip().splitlines()) == (1, [line]), proc.stderr[-2000:]
+
+
+def test_a_checkpoint_with_modules_the_model_lacks_gets_a_notice(tmp_path):
+    """A + GRU checkpoint given for a propagation config: every model weight is there, so it loads, but the
+    aggregator's weights would be dropped silently; a one-line warning names them."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    from lightflow.cli import load_fitting_checkpoint
+
+    model = nn.Module()
+    model.detector = nn.Linear(2, 2)
+    path = tmp_path / 'gru.pth'
+    torch.save({'state_dict': {**{f'detector.{k}': v for k, v in model.detector.state_dict().items()},
+                               'aggregator.cells.0.w': torch.zeros(1)}}, path)
+    with pytest.warns(UserWarning, match=r"holds aggregator weights that dff\.py's model has no place for"):
+        load_fitting_checkpoint(model, path, 'dff.py')
+    torch.save({'state_dict': {f'detector.{k}': v for k, v in model.detector.state_dict().items()}}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        load_fitting_checkpoint(model, path, 'dff.py')  # a fitting checkpoint: no notice
