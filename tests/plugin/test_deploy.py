@@ -27,7 +27,8 @@ H, W = 64, 96
 CLASSES = ['a', 'b', 'c']
 
 
-def build_detector(policy: dict, aggregator: bool, max_chain=None, random_flow: bool = False) -> torch.nn.Module:
+def tiny_retinanet() -> dict:
+    """The wrapped detector of the deploy tests: a 3-class RetinaNet on a half-width MobileNetV2, strides 8 and 16."""
     head = dict(
         type='RetinaHead', num_classes=3, in_channels=16, feat_channels=16, stacked_convs=1,
         anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=2, ratios=[0.5, 1.0],
@@ -35,11 +36,15 @@ def build_detector(policy: dict, aggregator: bool, max_chain=None, random_flow: 
         bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
         loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0))
-    detector = dict(
+    return dict(
         type='RetinaNet', backbone=dict(type='MobileNetV2', out_indices=(2, 4), widen_factor=0.5),
         neck=dict(type='FPN', in_channels=[16, 48], out_channels=16, num_outs=2), bbox_head=head,
         test_cfg=dict(nms_pre=40, min_bbox_size=0, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
                       max_per_img=15))
+
+
+def build_detector(policy: dict, aggregator: bool, max_chain=None, random_flow: bool = False) -> torch.nn.Module:
+    detector = tiny_retinanet()
     cfg = dict(type='FlowVideoDetector', detector=detector,
                motion=dict(type='LightFlowMotion', width_mult=0.25, img_mean=MEAN, img_std=STD, backend='torch',
                            zero_init_flow=not random_flow),

@@ -13,7 +13,7 @@ import torch
 from mmengine.config import ConfigDict
 
 from tests.plugin.test_deploy import (CLASSES, H, MEAN, STD, W, assert_same, build_detector, runtime_predict,
-                                      torch_predict, video)
+                                      tiny_retinanet, torch_predict, video)
 
 pytest.importorskip('onnxruntime')
 from lightflow_deploy import VideoDetectorRuntime, load_manifest  # noqa: E402
@@ -59,18 +59,7 @@ def _built(policy: dict, aggregator: bool, motion: bool = True):
 
 
 def _detector_dict(policy: dict, aggregator: bool, motion: bool) -> dict:
-    head = dict(
-        type='RetinaHead', num_classes=3, in_channels=16, feat_channels=16, stacked_convs=1,
-        anchor_generator=dict(type='AnchorGenerator', octave_base_scale=4, scales_per_octave=2, ratios=[0.5, 1.0],
-                              strides=[8, 16]),
-        bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0.0] * 4, target_stds=[0.1, 0.1, 0.2, 0.2]),
-        loss_cls=dict(type='FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=1.0),
-        loss_bbox=dict(type='L1Loss', loss_weight=1.0))
-    detector = dict(
-        type='RetinaNet', backbone=dict(type='MobileNetV2', out_indices=(2, 4), widen_factor=0.5),
-        neck=dict(type='FPN', in_channels=[16, 48], out_channels=16, num_outs=2), bbox_head=head,
-        test_cfg=dict(nms_pre=40, min_bbox_size=0, score_thr=0.05, nms=dict(type='nms', iou_threshold=0.5),
-                      max_per_img=15))
+    detector = tiny_retinanet()
     return dict(type='FlowVideoDetector', detector=detector,
                 motion=dict(type='LightFlowMotion', width_mult=0.25, img_mean=MEAN, img_std=STD, backend='torch',
                             zero_init_flow=True) if motion else None,
