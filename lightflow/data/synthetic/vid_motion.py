@@ -84,7 +84,19 @@ def scene_args(root: str | Path) -> dict:
     not a set of :func:`~lightflow.data.synthetic.vid.generate_synthetic_vid`, or one written before they were)."""
     marker = Path(root) / MARKER
     try:
-        text = marker.read_text()
+        stamp = marker.stat().st_mtime_ns
+    except OSError as err:
+        raise ValueError(f'{root}: no synthetic VID marker {MARKER} ({err.strerror}); exact motion needs a set '
+                         'written by tools/make_synthetic_vid.py') from None
+    return dict(_read_scene_args(str(marker), stamp))
+
+
+@functools.lru_cache(maxsize=16)
+def _read_scene_args(marker: str, stamp: int) -> tuple:
+    """The recorded arguments of a marker, read once per (path, modification time): OracleMotion asks twice a frame."""
+    root = Path(marker).parent
+    try:
+        text = Path(marker).read_text()
     except OSError as err:
         raise ValueError(f'{root}: no synthetic VID marker {MARKER} ({err.strerror}); exact motion needs a set '
                          'written by tools/make_synthetic_vid.py') from None
@@ -97,7 +109,7 @@ def scene_args(root: str | Path) -> dict:
     if missing:
         raise ValueError(f'{marker}: records no {", ".join(missing)} (a set written before exact motion existed; '
                          'regenerate it with tools/make_synthetic_vid.py --overwrite)')
-    return {a: args[a] for a in SCENE_ARGS}
+    return tuple((a, args[a]) for a in SCENE_ARGS)
 
 
 @functools.lru_cache(maxsize=64)
