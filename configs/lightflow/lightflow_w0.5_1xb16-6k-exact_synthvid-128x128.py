@@ -11,7 +11,8 @@
 # which the detector's numbers are reported on):
 #   python tools/make_synthetic_vid.py data/synthetic_vid_flowval --num-videos 1 --num-val-videos 4 --seed 7
 #   python tools/train_flow.py configs/lightflow/lightflow_w0.5_1xb16-6k-exact_synthvid-128x128.py --work-dir W \
-#       --cfg-options data_root=<a make_synthetic_vid.py output>/ val_dataloader.dataset.dataset.data_root=<flowval>/
+#       --cfg-options data_root=<a make_synthetic_vid.py output>/ val_dataloader.dataset.dataset.data_root=<flowval>/ \
+#       test_dataloader.dataset.dataset.data_root=<flowval>/
 # A shorter run: train_cfg.max_iters=N param_scheduler.1.end=N param_scheduler.1.T_max=<N - 1000> (the cosine's end).
 _base_ = ['_base_/schedules/adam_4e-4_finetune.py']
 from lightflow.sizes import flow_size  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
