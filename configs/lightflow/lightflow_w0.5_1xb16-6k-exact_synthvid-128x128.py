@@ -14,52 +14,24 @@
 #       --cfg-options data_root=<a make_synthetic_vid.py output>/ val_dataloader.dataset.dataset.data_root=<flowval>/ \
 #       test_dataloader.dataset.dataset.data_root=<flowval>/
 # A shorter run: train_cfg.max_iters=N param_scheduler.1.end=N param_scheduler.1.T_max=<N - 1000> (the cosine's end).
-_base_ = ['_base_/schedules/adam_4e-4_finetune.py']
-from lightflow.sizes import flow_size  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
+# Everything not written here (schedule, size, transforms, loaders, hooks) is the teacher adaptation's.
+_base_ = ['lightflow_w0.5_1xb16-6k-adapt_synthvid-128x128.py']
 
 data_root = 'data/synthetic_vid/'  # written by tools/make_synthetic_vid.py (its marker records the scenes)
 val_data_root = 'data/synthetic_vid_flowval/'  # another seed: checkpoints are never chosen on the detector's val set
-# The flow size of the synthvid detectors: 224x288 frames, motion flow_scale 0.5, resize_to_divisor on Light Flow's
-# /64 grid (FrameMotion.flow_size) -> (128, 128).
-size = flow_size(224, 288, scale=0.5, divisor=64)
-model = dict(type='LightFlowAdaptModel', width_mult=0.5, div_flow=20.0, pretrained='lightflow_w0.5_synthetic',
-             photometric_weight=0.0, smooth_weight=0.0, data_preprocessor=dict(type='FlowDataPreprocessor'))
-train_transforms = [dict(type='RandomHorizontalFlip', p=0.5), dict(type='PhotometricJitter'), dict(type='ToTensor')]
-train_dataloader = dict(
-    batch_size=16,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='SeededInfiniteSampler', shuffle=True),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(
-        type='ConcatFlowDataset',
-        datasets=[
-            # Every (t, t - g) pair of the default set (20 videos x 120 frames: ~1,035 per video, ~20.7k in all), so
-            # the generator pairs are ~30 % of the mix, as in the teacher adaptation.
-            dict(type='PackedFlowDataset',
-                 dataset=dict(type='SyntheticVIDExactPairs', data_root=data_root, split='train', size=size, max_gap=9,
-                              pairs_per_video=1024, seed=0),
-                 transforms=train_transforms),
-            dict(type='PackedFlowDataset', dataset=dict(type='SyntheticChairs', num_samples=8192, size=size, seed=0),
-                 transforms=train_transforms),
-        ]))
-val_dataloader = dict(
-    batch_size=16,
-    num_workers=0,
-    drop_last=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type='PackedFlowDataset',
-                 dataset=dict(type='SyntheticVIDExactPairs', data_root=val_data_root, split='val', size=size,
-                              max_gap=9, pairs_per_video=32, seed=1),
-                 transforms='eval'))
+model = dict(photometric_weight=0.0, smooth_weight=0.0)
+train_dataloader = dict(dataset=dict(datasets=[
+    # Every (t, t - g) pair of the default set (20 videos x 120 frames: ~1,035 per video, ~20.7k in all), so the
+    # generator pairs are ~30 % of the mix, as in the teacher adaptation.
+    dict(type='PackedFlowDataset',
+         dataset=dict(type='SyntheticVIDExactPairs', data_root=data_root, split='train', size=_base_.size,
+                      max_gap=9, pairs_per_video=1024, seed=0),
+         transforms=_base_.train_transforms),
+    _base_.train_dataloader.dataset.datasets[1],  # the generator pairs
+]))
+val_dataloader = dict(dataset=dict(
+    _delete_=True, type='PackedFlowDataset',
+    dataset=dict(type='SyntheticVIDExactPairs', data_root=val_data_root, split='val', size=_base_.size, max_gap=9,
+                 pairs_per_video=32, seed=1),
+    transforms='eval'))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='FlowMetric')
-test_evaluator = val_evaluator
-
-max_iters = 6000
-param_scheduler = [
-    dict(type='LinearLR', by_epoch=False, start_factor=0.1, begin=0, end=200),
-    dict(type='CosineAnnealingLR', by_epoch=False, T_max=max_iters - 1000, eta_min=1e-5, begin=1000, end=max_iters),
-]
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=500)
