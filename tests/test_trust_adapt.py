@@ -108,11 +108,14 @@ def test_resume_in_a_copy_of_a_work_dir_leaves_the_original_alone(adapted, tmp_p
     assert (copy / 'last_checkpoint').read_text() == str(copy / 'iter_4.pth')
 
 
+_TINY = ['train_dataloader.batch_size=2', 'train_dataloader.dataset.dataset.size=(64,64)',
+         'train_dataloader.dataset.dataset.num_samples=8', 'val_dataloader.dataset.dataset.size=(64,64)',
+         'val_dataloader.dataset.dataset.num_samples=2', 'train_cfg.val_interval=2',
+         'default_hooks.checkpoint.interval=2']
+
+
 def test_train_flow_resume_in_a_copy_of_a_work_dir_leaves_the_original_alone(tmp_path, load_tool):
-    tiny = ['train_dataloader.batch_size=2', 'train_dataloader.dataset.dataset.size=(64,64)',
-            'train_dataloader.dataset.dataset.num_samples=8', 'val_dataloader.dataset.dataset.size=(64,64)',
-            'val_dataloader.dataset.dataset.num_samples=2', 'train_cfg.val_interval=2',
-            'default_hooks.checkpoint.interval=2']
+    tiny = _TINY
     original, copy = tmp_path / 'W', tmp_path / 'W2'
     tool = load_tool('train_flow')
     tool.main([str(SYNTH_CFG), '--work-dir', str(original), '--cfg-options', 'train_cfg.max_iters=2', *tiny])
@@ -123,6 +126,43 @@ def test_train_flow_resume_in_a_copy_of_a_work_dir_leaves_the_original_alone(tmp
     tool.main([str(SYNTH_CFG), '--work-dir', str(copy), '--resume', '--cfg-options', 'train_cfg.max_iters=4', *tiny])
     assert _files(original) == before  # before the fix: W/best_EPE_iter_2.pth deleted
     assert sorted(p.name for p in copy.glob('*.pth')) == ['best_EPE_iter_4.pth', 'iter_4.pth']
+
+
+def _logged_lr(work_dir: Path) -> dict[int, float]:
+    """{iteration: lr} of the newest run in ``work_dir`` (mmengine's vis_data/scalars.json)."""
+    import json
+
+    [scalars] = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1:]
+    rows = [json.loads(line) for line in scalars.read_text().splitlines()]
+    return {row['iter']: row['lr'] for row in rows if 'lr' in row}
+
+
+def test_resume_with_a_longer_schedule_follows_the_new_schedule(tmp_path, load_tool):
+    tool = load_tool('train_flow')
+    every_iter = [*_TINY, 'default_hooks.logger.interval=1', 'log_processor.window_size=1', 'param_scheduler.0.end=2']
+    run = lambda n: [f'train_cfg.max_iters={n}', f'param_scheduler.1.T_max={n}', f'param_scheduler.1.end={n}']
+    tool.main([str(SYNTH_CFG), '--work-dir', str(tmp_path / 'fresh'), '--cfg-options', *run(6), *every_iter])
+    tool.main([str(SYNTH_CFG), '--work-dir', str(tmp_path / 'split'), '--cfg-options', *run(2), *every_iter])
+    tool.main([str(SYNTH_CFG), '--work-dir', str(tmp_path / 'split'), '--resume', '--cfg-options', *run(6),
+               *every_iter])
+    fresh, resumed = _logged_lr(tmp_path / 'fresh'), _logged_lr(tmp_path / 'split')
+    assert sorted(resumed) == [3, 4, 5, 6]
+    # Before the fix the resumed run kept the 2-iteration cosine: eta_min (1e-4) from iteration 3 on.
+    assert fresh[3] > 1e-3
+    assert [resumed[i] for i in range(3, 7)] == pytest.approx([fresh[i] for i in range(3, 7)], rel=1e-6)
+
+
+def test_resume_with_nothing_to_resume_still_starts_from_load_from(tmp_path, load_tool, capsys):
+    tool = load_tool('train_flow')
+    init = tmp_path / 'init'
+    tool.main([str(SYNTH_CFG), '--work-dir', str(init), '--cfg-options', 'train_cfg.max_iters=2', *_TINY])
+    work = tmp_path / 'W'
+    tool.main([str(SYNTH_CFG), '--work-dir', str(work), '--resume', '--cfg-options', 'train_cfg.max_iters=2',
+               f'load_from={init}/iter_2.pth', *_TINY])
+    # Before the fix --resume without a checkpoint dropped load_from: the run started from random weights.
+    assert f'training starts at iteration 0 from load_from {init}/iter_2.pth' in capsys.readouterr().out
+    log = next(work.glob('*/*.log')).read_text()
+    assert f'Load checkpoint from {init}/iter_2.pth' in log
 
 
 def test_resume_reads_the_copy_s_own_checkpoint(tmp_path):

@@ -163,6 +163,27 @@ def check_inputs_not_overwritten(cfg: Config, resume: str | None = None,
             check_not_an_input([folder / Path(path).name], {what: path}, f"--work-dir {work_dir}: the run's checkpoint")
 
 
+def _schedule(cfg: Mapping) -> tuple[Any, Any, Any]:
+    loop = cfg.get('train_cfg') or {}
+    return loop.get('max_iters'), loop.get('max_epochs'), cfg.get('param_scheduler')
+
+
+def schedule_changed(cfg: Config, checkpoint: str) -> bool:
+    """Whether ``cfg``'s training length or ``param_scheduler`` differs from those of the run that wrote
+    ``checkpoint`` (its ``meta['cfg']``, where mmengine writes the run's config; False without one)."""
+    from lightflow.checkpoint import _torch_load
+
+    meta = _torch_load(checkpoint).get('meta') or {}
+    text = meta.get('cfg') if isinstance(meta, dict) else None
+    if not isinstance(text, str):
+        return False
+    try:
+        old = Config.fromstring(text, '.py')
+    except Exception:  # an unparsable config text: nothing to compare
+        return False
+    return _schedule(old) != _schedule(cfg)
+
+
 def tune_cpu_allocator() -> bool:
     """Let glibc keep freed memory for reuse instead of returning it to the OS after every large tensor.
 
@@ -202,7 +223,23 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
     import torch
     from mmengine.runner import Runner
 
+    if resume == 'auto':
+        found = find_resume_checkpoint(cfg.work_dir)
+        if found is None:
+            # Nothing to resume: a fresh run, which still starts from the user's load_from (init weights).
+            start = f" from load_from {cfg.load_from}" if cfg.get('load_from') else ''
+            print(f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file): training starts at '
+                  f'iteration 0{start}', flush=True)
+            resume = None
+        else:
+            print(f'--resume: resuming from {found}', flush=True)
+            resume = found
+    elif resume is not None and not Path(resume).is_file():
+        raise FileNotFoundError(f'--resume: no such checkpoint {resume}')
     check_inputs_not_overwritten(cfg, resume, input_names)
+    reschedule = resume is not None and schedule_changed(cfg, resume)
+    if resume is not None:
+        cfg.resume, cfg.load_from = True, resume
     cfg.launcher = launcher
     if not torch.cuda.is_available():
         tune_cpu_allocator()
@@ -220,20 +257,12 @@ def train_from_cfg(cfg: Config, launcher: str = 'none', amp: bool | str = False,
             cfg.optim_wrapper.dtype = 'bfloat16'
         else:
             cfg.optim_wrapper.loss_scale = 'dynamic'
-    if resume == 'auto':
-        found = find_resume_checkpoint(cfg.work_dir)
-        if found is None:
-            print(f'--resume: no checkpoint in {cfg.work_dir} (no last_checkpoint file): training starts at '
-                  'iteration 0', flush=True)
-        else:
-            print(f'--resume: resuming from {found}', flush=True)
-        cfg.resume, cfg.load_from = found is not None, found
-    elif resume is not None:
-        if not Path(resume).is_file():
-            raise FileNotFoundError(f'--resume: no such checkpoint {resume}')
-        cfg.resume, cfg.load_from = True, resume
+    runner = Runner.from_cfg(cfg)
+    if reschedule:
+        from .hooks import ResumedScheduleHook
 
-    Runner.from_cfg(cfg).train()
+        runner.register_hook(ResumedScheduleHook(cfg.param_scheduler))
+    runner.train()
     # Leave the process group in order: an exiting rank with live gloo threads can abort ('terminate called ...').
     if torch.distributed.is_initialized():
         torch.distributed.barrier()

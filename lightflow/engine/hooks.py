@@ -16,7 +16,7 @@ from ..io import atomic_write, encode_png
 from ..viz import flow_to_color
 from .registry import HOOKS
 
-__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'RNGStateHook', 'ValidateBeforeTrainHook', 'encode_png',
+__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'RNGStateHook', 'ResumedScheduleHook', 'ValidateBeforeTrainHook', 'encode_png',
            'flow_panel', 'get_rng_states', 'set_rng_states']
 
 
@@ -175,3 +175,35 @@ class RNGStateHook(Hook):
         if self._before_val is not None:
             set_rng_states(self._before_val)
             self._before_val = None
+
+
+class ResumedScheduleHook(Hook):
+    """A resumed run whose config changes the schedule (``--resume --iters 12`` after 4) follows the new schedule.
+
+    mmengine restores every scheduler's whole state on resume, the old ``end`` / ``T_max`` / milestones included, so
+    without this the run would go on with the schedule of the run that wrote the checkpoint. Before the first resumed
+    iteration this rebuilds the config's schedulers from the base values and steps them to the resumed iteration (and
+    epoch), as if the run had been configured so from the start.
+
+    Args:
+        param_scheduler: the run's ``param_scheduler`` config (list of dicts).
+    """
+
+    priority = 'VERY_LOW'  # after the checkpoint and RNG states are restored
+
+    def __init__(self, param_scheduler: list[dict]) -> None:
+        self.param_scheduler = [dict(s) for s in param_scheduler]
+
+    def before_train(self, runner) -> None:
+        # The schedule multiplies the values the first scheduler recorded as initial_<name> (the optimizer's saved
+        # groups keep them); the resumed values are the old schedule's.
+        for group in runner.optim_wrapper.param_groups:
+            for key in [k for k in group if k.startswith('initial_')]:
+                group[key[len('initial_'):]] = group[key]
+        schedulers = runner.build_param_scheduler([dict(s) for s in self.param_scheduler])
+        for scheduler in schedulers:
+            for _ in range(runner.epoch if scheduler.by_epoch else runner.iter):
+                scheduler.step()
+        runner.param_schedulers = schedulers
+        runner.logger.info(f'--resume: the schedule follows this run\'s config (stepped to iteration {runner.iter}, '
+                           f'epoch {runner.epoch}), not the resumed checkpoint\'s')
