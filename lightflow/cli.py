@@ -292,11 +292,14 @@ def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: s
                          f'{hint}')
     state = {re.sub(r'^module\.', '', k) if isinstance(k, str) else k: v for k, v in state.items()}
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
+    # Entries a module fills in itself when an older file lacks them (``optional_state_keys``).
+    optional = {f'{name}.{key}'.lstrip('.') for name, module in model.named_modules()
+                for key in getattr(module, 'optional_state_keys', ())}
+    missing = [k for k in expected if k not in state and k not in optional]
     if missing:
         raise ValueError(f'{checkpoint}: {len(missing)} of {len(expected)} model weights missing (e.g. '
                          f'{missing[0]}); {hint}')
-    wrong = [k for k, v in expected.items() if tuple(getattr(state[k], 'shape', ())) != tuple(v.shape)]
+    wrong = [k for k, v in expected.items() if k in state and tuple(getattr(state[k], 'shape', ())) != tuple(v.shape)]
     if wrong:
         k = wrong[0]
         got = tuple(getattr(state[k], 'shape', ())) if hasattr(state[k], 'shape') else type(state[k]).__name__

@@ -1,6 +1,7 @@
 """``LightFlowMotion``: Light Flow as the motion estimator of a video detector (arXiv 1804.05830, Section 3)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -9,6 +10,7 @@ from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from lightflow import LightFlow
+from lightflow.models.lightflow import PRED_UPSAMPLE
 from lightflow.checkpoint import load_lightflow_weights
 from lightflow.inference import FlowGraph, flow_estimator, resolve_backend
 from lightflow.pretrained import resolve_weights
@@ -73,6 +75,7 @@ class LightFlowMotion(FrameMotion):
                          resize_to_divisor=resize_to_divisor, size_divisor=LightFlow.size_divisor, init_cfg=init_cfg)
         self.backend = resolve_backend(backend)  # resolved once; each frame passes the object down
         self.flownet = LightFlow(width_mult)
+        self.register_buffer('flow_fields', self._flow_fields())
         self.pretrained = pretrained
         self.freeze = bool(freeze)
         self.norm_eval = bool(norm_eval)
@@ -93,6 +96,38 @@ class LightFlowMotion(FrameMotion):
         """Load a Light Flow checkpoint or shipped pretrained name, with the ``div_flow`` / ``pred_upsample`` it was
         trained with; ``ValueError`` naming both widths if it holds another ``width_mult``."""
         load_lightflow_weights(self.flownet, resolve_weights(path), adopt_config=True)
+
+    # The flow fields a trained detector's forward pass reads but its weights' shapes do not show travel in the
+    # detector's state dict as the buffer ``motion.flow_fields`` = (div_flow, index in PRED_UPSAMPLE), so every load of
+    # it (test, benchmark, demo, export) runs the flow it was trained with, not the constructor's defaults. A tensor,
+    # not ``get_extra_state``: torch.jit.trace (ONNX export) cannot trace a module whose state dict holds a dict.
+    optional_state_keys = ('flow_fields',)  # detectors saved before the fields travelled keep the model's own
+
+    def _flow_fields(self) -> Tensor:
+        config = self.flownet.config
+        return torch.tensor([config.div_flow, PRED_UPSAMPLE.index(config.pred_upsample)], dtype=torch.float64)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
+        with torch.no_grad():
+            self.flow_fields.copy_(self._flow_fields())
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        key = prefix + 'flow_fields'
+        value = state_dict.get(key)
+        if value is None:
+            state_dict = {**state_dict, key: self._flow_fields()}
+        else:
+            fields = value.reshape(-1).tolist()
+            if len(fields) != 2 or not fields[0] > 0 or fields[1] not in range(len(PRED_UPSAMPLE)):
+                error_msgs.append(f'{key}: expected (div_flow > 0, pred_upsample index < {len(PRED_UPSAMPLE)}), '
+                                  f'got {fields}')
+                return
+            self.flownet.config = dataclasses.replace(self.flownet.config, div_flow=float(fields[0]),
+                                                      pred_upsample=PRED_UPSAMPLE[int(fields[1])])
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def train(self, mode: bool = True) -> 'LightFlowMotion':
         super().train(mode)

@@ -265,6 +265,38 @@ def test_motion_loads_checkpoint_and_rejects_wrong_width(tmp_path):
 
 
 # ---------------------------------------------------------------- FlowVideoDetector
+def test_a_trained_detector_loads_with_the_flow_fields_it_was_trained_with(tmp_path):
+    """Issue 22: a detector trained with a bilinear Light Flow (its ``pretrained`` adopted at training) was tested by
+    test_vid / benchmark_vid / demo_video with the constructor's nearest upsampling and div_flow 20."""
+    import dataclasses
+
+    from mmengine.runner import load_checkpoint
+
+    trained = video_detector()
+    trained.motion.flownet.config = dataclasses.replace(trained.motion.flownet.config, pred_upsample='bilinear',
+                                                        div_flow=10.0)
+    ckpt = tmp_path / 'epoch_2.pth'
+    torch.save({'meta': {}, 'state_dict': trained.state_dict()}, ckpt)
+    tested = video_detector()  # as the test tools build it: from the config, init_weights never runs
+    assert tested.motion.flownet.config.pred_upsample == 'nearest'
+    load_checkpoint(tested, str(ckpt), map_location='cpu')
+    assert (tested.motion.flownet.config.pred_upsample, tested.motion.flownet.div_flow) == ('bilinear', 10.0)
+    torch.manual_seed(0)
+    a, b = torch.randn(1, 3, 64, 128), torch.randn(1, 3, 64, 128)
+    for p_trained, p_tested in zip(trained.motion.parameters(), tested.motion.parameters()):
+        p_tested.data.copy_(p_trained.data.normal_(0, 0.05))  # non-zero flow, same weights in both
+    with torch.no_grad():
+        assert torch.equal(trained.motion.eval()(a, b), tested.motion.eval()(a, b))
+
+    # A detector saved before the fields travelled loads strictly and keeps the model's own; bad fields are refused.
+    old = {k: v for k, v in trained.state_dict().items() if k != 'motion.flow_fields'}
+    fresh = video_detector()
+    fresh.load_state_dict(old, strict=True)
+    assert (fresh.motion.flownet.config.pred_upsample, fresh.motion.flownet.div_flow) == ('nearest', 20.0)
+    with pytest.raises(RuntimeError, match=r'motion.flow_fields: expected \(div_flow > 0'):
+        fresh.load_state_dict({**old, 'motion.flow_fields': torch.tensor([20.0, 7.0])})
+
+
 def test_predict_runs_backbone_once_per_key_frame_and_resets_per_video():
     model = video_detector(interval=2).eval()
     calls = count_backbone_calls(model)
