@@ -71,6 +71,40 @@ def test_a_damaged_cache_entry_is_named_and_computed_again(tmp_path):
         assert z['flow'].shape == (64, 80, 2)
 
 
+def test_two_sources_with_the_same_video_name_are_both_used(tmp_path):
+    cam1, cam2 = _pan(tmp_path / 'cam1' / 'frames', step=4), _pan(tmp_path / 'cam2' / 'frames', step=-4)
+    pairs = VideoPairs([cam1, cam2], size=(64, 80), max_gap=1, pairs_per_video=1, reverse_prob=0.0)
+    # Before the fix: one video named 'frames' (cam2's), cam1 silently dropped.
+    assert sorted(pairs.videos) == ['frames', f'frames ({cam2})']
+    assert pairs.videos['frames'][0] == cam1 / '0000.png'
+    assert {pairs.sources[name] for name in pairs.videos} == {cam1.resolve(), cam2.resolve()}
+    u = {name: _median_u(pairs, i) * (s - t) for i, (name, t, s) in enumerate(pairs.pairs)}
+    assert u['frames'] == pytest.approx(4.0, abs=0.3) and u[f'frames ({cam2})'] == pytest.approx(-4.0, abs=0.3)
+    with pytest.raises(ValueError, match='given twice'):
+        VideoPairs([cam1, cam2, cam1], size=(64, 80), max_gap=1, pairs_per_video=1)
+
+
+@pytest.mark.parametrize('damage', ['missing', 'odd_size', 'not_an_image'])
+def test_a_bad_frame_in_a_source_is_named_before_any_teacher_runs(tmp_path, damage):
+    video = _pan(tmp_path / 'clip', step=4, frames=3)
+    frame = video / '0001.png'
+    if damage == 'missing':
+        frame.unlink()
+        (video / '0001.jpg').write_bytes(b'')  # still three names: the folder lists it, the reader cannot open it
+        frame = video / '0001.jpg'
+    elif damage == 'odd_size':
+        iio.imwrite(frame, _photo(48, 80))
+    else:
+        frame.write_bytes(b'not a png')
+    error = ValueError
+    match = {'missing': 'frame 1 .*0001.jpg is not a readable image',
+             'odd_size': 'frame 1 .*0001.png is 80x48, frame 0 is 80x64: a video\'s frames must have one size',
+             'not_an_image': 'frame 1 .*0001.png is not a readable image'}[damage]
+    # Before the fix: a 1,573-character line with a DataLoader worker's traceback, mid-run.
+    with pytest.raises(error, match=f'^video clip: {match}'):
+        VideoPairs([video], size=(64, 80), max_gap=2, pairs_per_video=6, reverse_prob=0.5)
+
+
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
     return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file()}
 

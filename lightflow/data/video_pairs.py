@@ -25,7 +25,8 @@ from ..io import atomic_write, read_image
 from ..warp import flow_warp, resize_flow
 from .transforms import ToTensor
 
-__all__ = ['VideoPairs', 'list_video_frames', 'read_cocovid', 'consistent_teacher_flow', 'resize_frame']
+__all__ = ['VideoPairs', 'add_videos', 'check_pair_frames', 'list_video_frames', 'read_cocovid',
+           'consistent_teacher_flow', 'resize_frame']
 
 Frames = list  # one video: frame paths (or decoded uint8 RGB arrays) in time order
 
@@ -76,7 +77,7 @@ def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.P
         ``{video name: frames}``; a frame is a path, or a uint8 (H, W, 3) RGB array for decoded videos.
     """
     videos: dict[str, Frames] = {}
-    for source in sources:
+    for source in _once_each(sources):
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f'adaptation source {path} does not exist')
@@ -94,8 +95,69 @@ def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.P
         if not any(len(v) >= 2 for v in found.values()):
             raise ValueError(f'adaptation source {path}: no video with at least two frames (found {len(found)} '
                              'video(s))')
-        videos.update(found)
+        add_videos(videos, found, path)
     return videos
+
+
+def _once_each(sources: Sequence[str | os.PathLike]) -> Sequence[str | os.PathLike]:
+    """``sources``, refused (one line) if one of them is given twice, under any spelling of its path."""
+    seen: dict[Path, str | os.PathLike] = {}
+    for source in sources:
+        key = Path(source).resolve()
+        if key in seen:
+            raise ValueError(f'adaptation source {source}: given twice (as {seen[key]} too)')
+        seen[key] = source
+    return sources
+
+
+def add_videos(videos: dict[str, Frames], found: dict[str, Frames], source: str | os.PathLike) -> list[str]:
+    """Add ``found`` (videos of ``source``) to ``videos`` under names no earlier source took: a repeated name (two
+    ``frames/`` folders, two sets' ``train.json``) gets its source appended, instead of replacing the earlier video.
+
+    Returns:
+        the names the videos of ``found`` were added under, in order.
+    """
+    names = []
+    for name, frames in found.items():
+        if name in videos:
+            name = f'{name} ({source})'
+        assert name not in videos, name  # sources are unique (_once_each), so are their paths
+        videos[name] = frames
+        names.append(name)
+    return names
+
+
+def check_pair_frames(videos: dict[str, Frames], pairs: Sequence[tuple[str, int, int]]) -> None:
+    """Before any teacher runs: every frame the pairs read exists, is an image, and has its video's size.
+
+    Raises:
+        FileNotFoundError / ValueError: one line naming the video and the frame.
+    """
+    from PIL import Image
+
+    def size_of(video: str, index: int) -> tuple[int, int]:
+        frame = videos[video][index]
+        if isinstance(frame, np.ndarray):
+            return tuple(frame.shape[:2])
+        if not Path(frame).is_file():
+            raise FileNotFoundError(f'video {video}: frame {index} {frame} does not exist')
+        try:
+            with Image.open(frame) as im:  # the header only
+                return im.height, im.width
+        except Exception as e:
+            raise ValueError(f'video {video}: frame {index} {frame} is not a readable image '
+                             f'({type(e).__name__})') from None
+
+    first: dict[str, tuple[int, int]] = {}
+    for video, *indices in pairs:
+        if video not in first:
+            first[video] = size_of(video, 0)
+        for index in indices:
+            size = size_of(video, index)
+            if size != first[video]:
+                h, w = first[video]
+                raise ValueError(f'video {video}: frame {index} {videos[video][index]} is {size[1]}x{size[0]}, '
+                                 f'frame 0 is {w}x{h}: a video\'s frames must have one size')
 
 
 def resize_frame(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -168,10 +230,9 @@ class VideoPairs(torch.utils.data.Dataset):
         self.size, self.preset, self.min_valid = (int(size[0]), int(size[1])), preset, float(min_valid)
         self.videos: dict[str, Frames] = {}
         self.sources: dict[str, Path] = {}  # video name -> its source (part of the teacher cache key)
-        for source in sources:
-            found = list_video_frames([source], img_root)
-            self.videos.update(found)
-            self.sources.update(dict.fromkeys(found, Path(source).resolve()))
+        for source in _once_each(sources):
+            names = add_videos(self.videos, list_video_frames([source], img_root), source)
+            self.sources.update(dict.fromkeys(names, Path(source).resolve()))
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.transforms = ToTensor() if transforms is None else transforms
         self.pairs: list[tuple[str, int, int]] = []
@@ -193,6 +254,7 @@ class VideoPairs(torch.utils.data.Dataset):
         if not self.pairs:
             raise ValueError(f'adaptation sources {[str(s) for s in sources]}: no usable frame pairs '
                              '(every video has fewer than two frames)')
+        check_pair_frames(self.videos, self.pairs)
 
     def __len__(self) -> int:
         return len(self.pairs)
