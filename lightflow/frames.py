@@ -7,16 +7,18 @@ a folder one tool reads, every tool reads. Pure numpy + imageio (imported when a
 """
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
 __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'WRITABLE_VIDEO_EXTS', 'to_uint8', 'to_rgb', 'list_image_files',
-           'FrameStream', 'iter_frames']
+           'FrameStream', 'iter_frames', 'read_cocovid', 'validate_cocovid']
 
 # The one list of frame image extensions (lower case; a file's suffix is compared lower-cased).
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp')
@@ -154,3 +156,70 @@ def iter_frames(path: str | os.PathLike) -> FrameStream:
     if fps is not None and isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0:
         length = int(round(duration * fps))
     return FrameStream(path, None, fps, length)
+
+
+def validate_cocovid(data: dict, ann_file: str) -> None:
+    """Check a CocoVID dict; raise ``ValueError`` naming ``ann_file`` and the first offending image or video.
+
+    Checks: ``images`` is a list; image ids are unique (pycocotools keeps the last image of a repeated id, silently
+    dropping the others and their boxes); every image has ``video_id`` and ``frame_id``; frame ids are unique within
+    a video; all frames of a video have the same ``height`` x ``width``.
+    """
+    images = data.get('images')
+    if not isinstance(images, list):
+        raise ValueError(f'{ann_file}: no "images" list in the annotation file')
+    sizes: dict[Any, tuple[Any, Any, Any]] = {}
+    frames: dict[Any, set] = defaultdict(set)
+    names: dict[Any, Any] = {}
+    for img in images:
+        if img.get('id') in names:
+            raise ValueError(f'{ann_file}: image id {img.get("id")} is used twice ({names[img.get("id")]} and '
+                             f'{img.get("file_name")}); image ids must be unique')
+        names[img.get('id')] = img.get('file_name')
+        for key in ('video_id', 'frame_id'):
+            if img.get(key) is None:
+                raise ValueError(f'{ann_file}: image id {img.get("id")} ({img.get("file_name")}) has no "{key}"; '
+                                 'CocoVID needs video_id and frame_id on every image')
+        vid, fid = img['video_id'], img['frame_id']
+        if fid in frames[vid]:
+            raise ValueError(f'{ann_file}: video {vid} has frame_id {fid} twice (image id {img.get("id")})')
+        frames[vid].add(fid)
+        size = (img.get('height'), img.get('width'))
+        if vid in sizes and sizes[vid][:2] != size:
+            h, w, first = sizes[vid]
+            raise ValueError(f'{ann_file}: frames of video {vid} differ in size: image id {first} is {h}x{w}, '
+                             f'image id {img.get("id")} is {size[0]}x{size[1]}')
+        sizes.setdefault(vid, size + (img.get('id'),))
+
+
+def read_cocovid(path: str | os.PathLike, img_root: str | os.PathLike | None = None
+                 ) -> tuple[dict[str, list[dict]], dict[int, list[list[float]]]]:
+    """The frames and boxes of a CocoVID json.
+
+    Args:
+        path: the json (``videos``, ``images`` with ``video_id`` / ``frame_id`` / ``file_name``, ``annotations``).
+        img_root: where ``file_name`` is relative to (default: the json's grandparent, the layout that
+            ``tools/make_synthetic_vid.py`` and ``tools/convert_imagenet_vid.py`` write).
+
+    Returns:
+        ``({video_id: images sorted by frame_id, each its json dict plus 'path'}, {image id: [[x, y, w, h], ...]})``.
+    """
+    path = Path(path)
+    try:
+        coco = json.loads(path.read_text())
+        images = coco['images']
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f'{path}: not a CocoVID json with "images" ({type(e).__name__}: {e})') from None
+    validate_cocovid(coco, str(path))
+    root = Path(img_root) if img_root is not None else path.parent.parent
+    videos: dict[str, list[dict]] = {}
+    for image in images:
+        try:
+            key, name, _ = str(image['video_id']), image['file_name'], int(image['frame_id'])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f'{path}: image entry without video_id / frame_id / file_name: {image!r}') from None
+        videos.setdefault(key, []).append(dict(image, path=root / name))
+    boxes: dict[int, list[list[float]]] = {}
+    for ann in coco.get('annotations', []):
+        boxes.setdefault(ann['image_id'], []).append(list(ann['bbox']))
+    return {k: sorted(v, key=lambda im: int(im['frame_id'])) for k, v in videos.items()}, boxes

@@ -128,3 +128,24 @@ def test_one_image_and_one_video_extension_list_in_the_tree():
     assert not others, f'extension lists outside lightflow/frames.py (import IMAGE_EXTS / VIDEO_EXTS): {others}'
     assert len(_extension_literals(REPO / 'lightflow' / 'frames.py')) == 3  # the grep finds what it looks for
     assert set(WRITABLE_VIDEO_EXTS) <= set(VIDEO_EXTS)
+
+
+def test_the_one_cocovid_reader_validates_as_the_detector_dataset_does(tmp_path):
+    """Issue 22: ``read_cocovid`` (benchmarks, adaptation) and the plugin's ``CocoVIDDataset`` read one format through
+    one validator; before, the benchmarks' reader took a video with a repeated frame id in silence."""
+    import json
+
+    from lightflow.frames import read_cocovid
+
+    ann = tmp_path / 'annotations' / 'val.json'
+    ann.parent.mkdir()
+    images = [dict(id=1, video_id=7, frame_id=0, file_name='v/0.png', height=4, width=6),
+              dict(id=2, video_id=7, frame_id=1, file_name='v/1.png', height=4, width=6)]
+    ann.write_text(json.dumps(dict(images=images, annotations=[dict(id=1, image_id=2, bbox=[1, 1, 2, 2])])))
+    videos, boxes = read_cocovid(ann)
+    assert [im['path'] for im in videos['7']] == [tmp_path / 'v/0.png', tmp_path / 'v/1.png']
+    assert boxes == {2: [[1, 1, 2, 2]]}
+    images[1]['frame_id'] = 0
+    ann.write_text(json.dumps(dict(images=images)))
+    with pytest.raises(ValueError, match=f'^{ann}: video 7 has frame_id 0 twice'):
+        read_cocovid(ann)

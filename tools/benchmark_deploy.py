@@ -5,7 +5,7 @@
 
 Exports both detectors (tools/export_video_detector.py; the single-frame one, ``motion=None``, as key_feats + head)
 into DIR/graphs_*, runs them in ``lightflow_deploy`` (ONNX Runtime) on the config's val set (CocoVID json, frames read
-with ``read_cocovid``), interleaved: video by video, every (threads, detector, policy) setting in a rotating order.
+with ``lightflow.frames.read_cocovid``), interleaved: video by video, every (threads, detector, policy) setting in a rotating order.
 Reports ms / frame (the median over videos of each video's mean), fps, key / non-key ms (medians), mAP@50 of the
 runtime's detections (``VIDMotionMetric`` on the dataset's own annotations), the same detector in PyTorch
 (``run_video_test``: mAP, ms inside ``predict``) and a per-part profile of the graphs (features, flow, warp, GRU, head,
@@ -349,7 +349,7 @@ def main(argv: list[str] | None = None) -> str:
     report = out_dir / 'benchmark_deploy.md'
     check_not_an_input([report], {'config': args.config, 'checkpoint': args.checkpoint,
                                   'single checkpoint': args.single_ckpt or args.checkpoint}, '--out-dir')
-    from lightflow.data.video_pairs import read_cocovid
+    from lightflow.frames import read_cocovid
     from lightflow.engine.config import load_config
     from lightflow.io import atomic_write
     import mmdet_plugin  # noqa: F401

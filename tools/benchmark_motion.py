@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             check_output_dir(getattr(args, name), '--' + name.replace('_', '-'))
     import torch
 
-    from lightflow.data.video_pairs import read_cocovid
+    from lightflow.frames import read_cocovid
     from lightflow.engine.config import load_config
     from lightflow.io import atomic_write, encode_png
 

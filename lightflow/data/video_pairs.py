@@ -8,7 +8,6 @@ truth motion is read. The detector warps the key frame to frame ``t`` with the f
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import warnings
 import zipfile
@@ -20,47 +19,15 @@ import torch
 import torch.nn.functional as F
 
 from ..baseline_flow import dis_flow
-from ..frames import VIDEO_EXTS, iter_frames, list_image_files
+from ..frames import VIDEO_EXTS, iter_frames, list_image_files, read_cocovid
 from ..io import atomic_write, read_image
 from ..warp import flow_warp, resize_flow
 from .transforms import ToTensor
 
-__all__ = ['VideoPairs', 'add_videos', 'check_pair_frames', 'list_video_frames', 'read_cocovid',
-           'consistent_teacher_flow', 'resize_frame']
+__all__ = ['VideoPairs', 'add_videos', 'check_pair_frames', 'list_video_frames', 'consistent_teacher_flow',
+           'resize_frame']
 
 Frames = list  # one video: frame paths (or decoded uint8 RGB arrays) in time order
-
-
-def read_cocovid(path: str | os.PathLike, img_root: str | os.PathLike | None = None
-                 ) -> tuple[dict[str, list[dict]], dict[int, list[list[float]]]]:
-    """The frames and boxes of a CocoVID json.
-
-    Args:
-        path: the json (``videos``, ``images`` with ``video_id`` / ``frame_id`` / ``file_name``, ``annotations``).
-        img_root: where ``file_name`` is relative to (default: the json's grandparent, the layout that
-            ``tools/make_synthetic_vid.py`` and ``tools/convert_imagenet_vid.py`` write).
-
-    Returns:
-        ``({video_id: images sorted by frame_id, each its json dict plus 'path'}, {image id: [[x, y, w, h], ...]})``.
-    """
-    path = Path(path)
-    try:
-        coco = json.loads(path.read_text())
-        images = coco['images']
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ValueError(f'{path}: not a CocoVID json with "images" ({type(e).__name__}: {e})') from None
-    root = Path(img_root) if img_root is not None else path.parent.parent
-    videos: dict[str, list[dict]] = {}
-    for image in images:
-        try:
-            key, name, _ = str(image['video_id']), image['file_name'], int(image['frame_id'])
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f'{path}: image entry without video_id / frame_id / file_name: {image!r}') from None
-        videos.setdefault(key, []).append(dict(image, path=root / name))
-    boxes: dict[int, list[list[float]]] = {}
-    for ann in coco.get('annotations', []):
-        boxes.setdefault(ann['image_id'], []).append(list(ann['bbox']))
-    return {k: sorted(v, key=lambda im: int(im['frame_id'])) for k, v in videos.items()}, boxes
 
 
 def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.PathLike | None = None

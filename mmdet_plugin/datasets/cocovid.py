@@ -19,41 +19,9 @@ from mmdet.datasets import BaseVideoDataset
 from mmdet.datasets.api_wrappers import COCO
 from mmdet.registry import DATASETS
 
+from lightflow.frames import validate_cocovid
+
 __all__ = ['CocoVIDDataset', 'ConcatVideoDataset', 'validate_cocovid']
-
-
-def validate_cocovid(data: dict, ann_file: str) -> None:
-    """Check a CocoVID dict; raise ``ValueError`` naming ``ann_file`` and the first offending image or video.
-
-    Checks: ``images`` is a list; image ids are unique (pycocotools keeps the last image of a repeated id, silently
-    dropping the others and their boxes); every image has ``video_id`` and ``frame_id``; frame ids are unique within
-    a video; all frames of a video have the same ``height`` x ``width``.
-    """
-    images = data.get('images')
-    if not isinstance(images, list):
-        raise ValueError(f'{ann_file}: no "images" list in the annotation file')
-    sizes: dict[Any, tuple[Any, Any, Any]] = {}
-    frames: dict[Any, set] = defaultdict(set)
-    names: dict[Any, Any] = {}
-    for img in images:
-        if img.get('id') in names:
-            raise ValueError(f'{ann_file}: image id {img.get("id")} is used twice ({names[img.get("id")]} and '
-                             f'{img.get("file_name")}); image ids must be unique')
-        names[img.get('id')] = img.get('file_name')
-        for key in ('video_id', 'frame_id'):
-            if img.get(key) is None:
-                raise ValueError(f'{ann_file}: image id {img.get("id")} ({img.get("file_name")}) has no "{key}"; '
-                                 'CocoVID needs video_id and frame_id on every image')
-        vid, fid = img['video_id'], img['frame_id']
-        if fid in frames[vid]:
-            raise ValueError(f'{ann_file}: video {vid} has frame_id {fid} twice (image id {img.get("id")})')
-        frames[vid].add(fid)
-        size = (img.get('height'), img.get('width'))
-        if vid in sizes and sizes[vid][:2] != size:
-            h, w, first = sizes[vid]
-            raise ValueError(f'{ann_file}: frames of video {vid} differ in size: image id {first} is {h}x{w}, '
-                             f'image id {img.get("id")} is {size[0]}x{size[1]}')
-        sizes.setdefault(vid, size + (img.get('id'),))
 
 
 @DATASETS.register_module()
