@@ -1,4 +1,4 @@
-# End-to-end fine-tuning as in the paper: propagation trained 3 epochs from the single-frame detector
+# End-to-end fine-tuning as in the paper: propagation trained 2 epochs from the single-frame detector
 # (--cfg-options load_from=<retinanet_mobilenetv2_1xb2-6e_synthvid checkpoint>), the pretrained Light Flow trainable at
 # a tenth of the detector's learning rate with its BN statistics fixed. Freeze it instead: model.motion.freeze=True.
 _base_ = [
