@@ -123,6 +123,7 @@ def test_census_loss_matches_the_signatures_and_prefers_the_true_flow():
     assert float(edge_aware_smoothness(true, img1)) == 0.0
 
 
+@pytest.mark.slow  # ~10 s
 def test_adapt_flow_lowers_the_teacher_loss_and_refuses_bad_sources(tmp_path, load_tool):
     from lightflow.engine import LightFlowAdaptModel, PackedFlowDataset  # noqa: F401  (registers the types)
     from lightflow.engine.adapt import VideoPairsDataset

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
 import benchmark_flow  # noqa: E402
 
 
+@pytest.mark.slow  # ~9 s
 def test_benchmark_flow_tables(tmp_path):
     pytest.importorskip('mmdet')
     out = tmp_path / 'bench.md'

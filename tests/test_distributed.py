@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,6 +20,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # ~10 s
 def test_torchrun_two_processes_gloo(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1')
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_port', str(_free_port()),
@@ -37,6 +39,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert ckpt['meta']['iter'] == 3 and any(k.startswith('flownet.') for k in ckpt['state_dict'])
 
 
+@pytest.mark.slow  # ~19 s
 def test_torchrun_two_processes_gloo_video_detector(tmp_path):
     """tools/train_vid.py --launcher pytorch on CPU: one-frame clips leave the motion module unused, which DDP
     tolerates only with find_unused_parameters (configs/vid/_base_/default_runtime.py)."""

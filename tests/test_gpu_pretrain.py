@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from lightflow.pretrained import file_sha256
@@ -15,6 +16,7 @@ from lightflow.checkpoint import load_lightflow_checkpoint
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow  # ~46 s
 def test_gpu_pretrain_script_cpu_path(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, SMOKE_ITERS='2', TRAIN_SECONDS='1', BATCH='2',
                EXTRA_OPTS='model.data_preprocessor.generator.size=(64,64) val_dataloader.dataset.dataset.size=(64,64) '

@@ -66,6 +66,7 @@ def test_channels_last_model_gives_the_same_loss():
     torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # ~26 s
 def test_gpu_recipe_trains_on_cpu_and_lowers_the_loss(tmp_path):
     cfg = load_config(str(GPU_CFG), work_dir=str(tmp_path))
     cfg.model.update(width_mult=0.5, channels_last=False)

@@ -45,6 +45,7 @@ def trained(tmp_path_factory) -> Path:
     return ckpt
 
 
+@pytest.mark.slow  # ~23 s
 def test_train_then_test_on_synthetic(trained, tmp_path):
     metrics = _tool('test_flow').main([str(SYNTH_CFG), str(trained), '--work-dir', str(tmp_path),
                                        '--cfg-options', *TINY])

@@ -171,6 +171,7 @@ def _logged_lr(work_dir: Path) -> dict[int, float]:
     return {row['iter']: row['lr'] for row in rows if 'lr' in row}
 
 
+@pytest.mark.slow  # ~15 s: three short trainings
 def test_resume_with_a_longer_schedule_follows_the_new_schedule(tmp_path, load_tool):
     tool = load_tool('train_flow')
     every_iter = [*_TINY, 'default_hooks.logger.interval=1', 'log_processor.window_size=1', 'param_scheduler.0.end=2']

@@ -170,6 +170,7 @@ def test_json_loads_in_dataset(small_set):
         len(coco['val']['annotations'])
 
 
+@pytest.mark.slow  # ~9 s
 def test_cli_refuses_to_overwrite(tmp_path):
     cmd = [sys.executable, str(REPO / 'tools' / 'make_synthetic_vid.py'), str(tmp_path / 'd'), '--num-videos', '1',
            '--num-val-videos', '1', '--frames', '2', '--size', '64', '64']

@@ -52,6 +52,7 @@ def trained(synth_root, tmp_path_factory) -> dict:
     return out
 
 
+@pytest.mark.slow  # ~55 s with the module's trained fixture (trains every synthvid config)
 def test_train_writes_checkpoints_for_every_synthetic_config(trained):
     assert len(trained) == len(SYNTH_CONFIGS) >= 3
     import torch
@@ -64,6 +65,7 @@ def test_train_writes_checkpoints_for_every_synthetic_config(trained):
             assert any(k.startswith('aggregator.') for k in state), config.name
 
 
+@pytest.mark.slow  # uses the trained fixture
 def test_test_vid_prints_map_and_fps(trained, synth_root, capsys):
     test_vid = _load_tool('test_vid')
     config, ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
@@ -78,6 +80,7 @@ def test_test_vid_prints_map_and_fps(trained, synth_root, capsys):
     assert (work_dir / 'metrics.json').is_file()
 
 
+@pytest.mark.slow  # uses the trained fixture
 def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
     benchmark = _load_tool('benchmark_vid')
     config, ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
@@ -95,6 +98,7 @@ def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
     assert not list(tmp_path.glob('.*tmp'))  # atomic writes leave no temp files
 
 
+@pytest.mark.slow  # uses the trained fixture
 def test_checkpoint_of_another_config_is_refused(trained, synth_root, tmp_path):
     """The single-frame detector's checkpoint for the DFF config lacks the motion module: refused (mmengine alone
     would only log the missing keys and test a random Light Flow)."""
@@ -127,6 +131,7 @@ def test_tools_fail_with_one_line_error(tool, args, message):
     assert 'Traceback' not in proc.stderr
 
 
+@pytest.mark.slow  # ~10 s + the trained fixture
 def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, synth_root, tmp_path, capsys):
     """(A) a single-frame checkpoint in the propagation config, (B) the propagation checkpoint with its own flow."""
     tool = _load_tool('benchmark_motion')
@@ -164,6 +169,7 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
         tool.main([str(config), '--motions', 'zero', *common, '--out-dir', str(synth_root / 'Data' / 'val' / 'x')])
 
 
+@pytest.mark.slow  # ~11 s + the trained fixture
 def test_vid_results_table_runs_every_detector_motion_and_schedule(trained, synth_root, tmp_path):
     """tools/vid_results.py: the single-frame detector once, propagation per motion (interval 1 once: no motion is
     used), the GRU per motion at every schedule; the table holds every row and the ms ratio to single-frame."""
