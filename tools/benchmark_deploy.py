@@ -349,8 +349,8 @@ def main(argv: list[str] | None = None) -> str:
     report = out_dir / 'benchmark_deploy.md'
     check_not_an_input([report], {'config': args.config, 'checkpoint': args.checkpoint,
                                   'single checkpoint': args.single_ckpt or args.checkpoint}, '--out-dir')
-    from lightflow.frames import read_cocovid
     from lightflow.engine.config import load_config
+    from lightflow.frames import read_cocovid
     from lightflow.io import atomic_write
     import mmdet_plugin  # noqa: F401
     options = _options(args.cfg_options)

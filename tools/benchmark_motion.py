@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             check_output_dir(getattr(args, name), '--' + name.replace('_', '-'))
     import torch
 
-    from lightflow.frames import read_cocovid
     from lightflow.engine.config import load_config
+    from lightflow.frames import read_cocovid
     from lightflow.io import atomic_write, encode_png
 
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
