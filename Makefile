@@ -32,12 +32,11 @@ demo:
 	@echo "colour flow images: $(DEMO_DIR)/pretrained/ $(DEMO_DIR)/pretrained_real/ (GT | Light Flow | DIS) $(DEMO_DIR)/vis/ $(DEMO_DIR)/flow/"
 
 # The video-detection pipeline on the synthetic VID set (long videos: 20 train / 12 val x 120 frames), the paper's
-# recipe: generate data, train the single-frame detector, fine-tune propagation and propagation + GRU from it end to
-# end (the GRU on the paper's 8-key clips, inferring over the whole video; the shipped Light Flow trainable at lr x0.1),
-# test each; rank the motions (zero, DIS MEDIUM, Light Flow, exact motion) where the detector uses them, (A) in the
-# single-frame detector and (B) in the propagation detector; the results table (every detector x motion x key-frame
-# schedule, $(VID_DIR)/results/vid_results.md); the propagation profile and mAP-vs-fps PNG ($(VID_DIR)/sweep/);
-# annotate a synthetic video and (when ../shared/data exists) the real sample video demo.mp4. Times: README.
+# recipe, in about an hour on 2 cores: generate data, train the single-frame detector, fine-tune propagation and
+# propagation + GRU from it end to end side by side (half the cores each; the GRU on the paper's 8-key clips, inferring
+# over the whole video; the shipped Light Flow trainable at lr x0.1), the results table (each detector with its own
+# Light Flow, intervals 1-20 and the adaptive policy: $(VID_DIR)/results/vid_results.md), and an annotated synthetic
+# video. `make benchmark-vid` afterwards ranks the motions (zero, DIS MEDIUM, Light Flow, exact motion). Times: README.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
@@ -45,36 +44,43 @@ VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
 VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
 VID_GRU := dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
 VID_CKPT = "$$(cat $(VID_DIR)/$(1)/last_checkpoint)"
+VID_HALF := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n / 2 > 0 ? n / 2 : 1 )))
+VID_DETECTORS = --detector single-frame configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) \
+	  --detector propagation configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
+	  --detector '+ GRU, 8 keys' configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU))
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
 	$(PY) tools/train_vid.py configs/vid/$(VID_SINGLE).py --work-dir $(VID_DIR)/$(VID_SINGLE) \
 	  --cfg-options data_root=$(VID_DATA) $(VID_OPTS)
-	$(PY) tools/test_vid.py configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) --cfg-options data_root=$(VID_DATA)
-	for c in $(VID_DFF) $(VID_GRU); do \
-	  $(PY) tools/train_vid.py configs/vid/$$c.py --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) \
-	    load_from=$(call VID_CKPT,$(VID_SINGLE)) $(VID_OPTS) && \
-	  $(PY) tools/test_vid.py configs/vid/$$c.py "$$(cat $(VID_DIR)/$$c/last_checkpoint)" --cfg-options data_root=$(VID_DATA) \
-	  || exit 1; \
-	done
-	# Motion ranked where the detector uses it (fixed key frames): warped-key error and EPE against exact motion on the
-	# feature grid in GT boxes, mAP@50 with only the motion swapped, (A) single-frame detector, (B) propagation.
-	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_SINGLE)) --intervals 10 5 20 \
-	  --motions zero dis_medium lightflow_w0.5_synthvid exact --out-dir $(VID_DIR)/motion_A --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) --intervals 10 5 20 \
-	  --motions zero dis_medium own exact --out-dir $(VID_DIR)/motion_B --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/vid_results.py --detector single-frame configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) \
-	  --detector propagation configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
-	  --detector '+ GRU, 8 keys' configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
-	  --motions own dis_medium exact --intervals 1 5 10 20 --adaptive 3 --out-dir $(VID_DIR)/results \
-	  --cfg-options data_root=$(VID_DATA)
-	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
-	  --intervals 1 5 10 20 --policies fixed motion --motion-statistic p90_relative --motion-thresholds 3 6 12 \
-	  --max-interval 20 --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
+	@echo "fine-tuning $(VID_DFF) and $(VID_GRU) side by side ($(VID_HALF) thread(s) each); logs: $(VID_DIR)/<config>.log"
+	pids=""; for c in $(VID_DFF) $(VID_GRU); do \
+	  OMP_NUM_THREADS=$(VID_HALF) MKL_NUM_THREADS=$(VID_HALF) $(PY) tools/train_vid.py configs/vid/$$c.py \
+	    --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) load_from=$(call VID_CKPT,$(VID_SINGLE)) \
+	    $(VID_OPTS) > $(VID_DIR)/$$c.log 2>&1 & pids="$$pids $$!"; \
+	done; for p in $$pids; do wait $$p || { echo "a fine-tune failed: see $(VID_DIR)/*.log"; exit 1; }; done
+	$(PY) tools/vid_results.py $(VID_DETECTORS) --motions own --intervals 1 5 10 20 --adaptive 3 \
+	  --out-dir $(VID_DIR)/results --cfg-options data_root=$(VID_DATA)
 	$(PY) tools/demo_video.py configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
 	if [ -f ../shared/data/video/demo.mp4 ]; then \
 	  $(PY) tools/demo_video.py configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
 	    ../shared/data/video/demo.mp4 --out $(VID_DIR)/demo_real.mp4 --show-flow; fi
+
+# After `make demo-vid` (~50 min more on 2 cores): motion ranked where the detector uses it (fixed key frames):
+# warped-key error and EPE against exact motion on the feature grid in GT boxes, mAP@50 with only the motion swapped,
+# (A) in the single-frame detector, (B) in the propagation detector; the results table with DIS MEDIUM and exact
+# motion too ($(VID_DIR)/results_motions/); the propagation profile and mAP-vs-fps PNG ($(VID_DIR)/sweep/).
+.PHONY: benchmark-vid
+benchmark-vid:
+	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_SINGLE)) --intervals 10 5 20 \
+	  --motions zero dis_medium lightflow_w0.5_synthvid exact --out-dir $(VID_DIR)/motion_A --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/benchmark_motion.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) --intervals 10 5 20 \
+	  --motions zero dis_medium own exact --out-dir $(VID_DIR)/motion_B --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/vid_results.py $(VID_DETECTORS) --motions own dis_medium exact --intervals 1 5 10 20 --adaptive 3 \
+	  --out-dir $(VID_DIR)/results_motions --cfg-options data_root=$(VID_DATA)
+	$(PY) tools/benchmark_vid.py configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
+	  --intervals 1 5 10 20 --policies fixed motion --motion-statistic p90_relative --motion-thresholds 3 6 12 \
+	  --max-interval 20 --out-dir $(VID_DIR)/sweep --cfg-options data_root=$(VID_DATA)
 
 benchmark-data:
 	$(PY) tools/benchmark_data.py --out work_dirs/benchmark_data.md --plot work_dirs/benchmark_data.png
