@@ -100,7 +100,7 @@ def check_pair_frames(videos: dict[str, Frames], pairs: Sequence[tuple[str, int,
     Raises:
         FileNotFoundError / ValueError: one line naming the video and the frame.
     """
-    from PIL import Image
+    import imageio.v3 as iio
 
     def size_of(video: str, index: int) -> tuple[int, int]:
         frame = videos[video][index]
@@ -109,8 +109,7 @@ def check_pair_frames(videos: dict[str, Frames], pairs: Sequence[tuple[str, int,
         if not Path(frame).is_file():
             raise FileNotFoundError(f'video {video}: frame {index} {frame} does not exist')
         try:
-            with Image.open(frame) as im:  # the header only
-                return im.height, im.width
+            return tuple(iio.improps(frame).shape[:2])  # the header only
         except Exception as e:
             raise ValueError(f'video {video}: frame {index} {frame} is not a readable image '
                              f'({type(e).__name__})') from None
