@@ -25,17 +25,25 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+_TOOLS: dict = {}
+
+
+def _load_tool(name: str):
+    """A module of ``tools/`` (they are scripts, not a package), imported once by path and registered in
+    ``sys.modules`` (dataclasses resolve annotations through it)."""
+    import importlib.util
+    import sys
+
+    if name not in _TOOLS:
+        spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        _TOOLS[name] = module
+    return _TOOLS[name]
+
+
 @pytest.fixture(scope='session')
 def load_tool():
-    """``load_tool('adapt_flow')``: a module of ``tools/`` (they are scripts, not a package), imported once by path."""
-    import importlib.util
-
-    cache = {}
-
-    def load(name: str):
-        if name not in cache:
-            spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
-            cache[name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(cache[name])
-        return cache[name]
-    return load
+    """``load_tool('adapt_flow')``: the one way tests load a tool (see :func:`_load_tool`)."""
+    return _load_tool

@@ -14,7 +14,6 @@ from lightflow.losses import census_loss, census_transform, edge_aware_smoothnes
 from lightflow.warp import flow_warp
 
 
-
 def _photo(height: int = 128, width: int = 160, offset: int = 0) -> np.ndarray:
     from skimage import data
 

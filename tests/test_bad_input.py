@@ -60,18 +60,7 @@ def test_kitti_writer_marks_unknown_flow_invalid(tmp_path):
         write_kitti_flow(tmp_path / 'g.png', flow, np.ones((2, 2), bool))
 
 
-def _tool(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(tmp_path):
+def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(load_tool, tmp_path):
     import imageio.v3 as iio
     from lightflow.pretrained import save_pretrained
 
@@ -81,7 +70,7 @@ def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(tmp_pa
     for name in ('f0.png', 'f1.png'):
         iio.imwrite(tmp_path / name, img)
     before = (tmp_path / 'f0.png').read_bytes()
-    demo = _tool('demo_flow')
+    demo = load_tool('demo_flow')
     with pytest.raises(ValueError, match=r'would overwrite the input .*f0\.png'):
         demo.main([str(weights), str(tmp_path / 'f0.png'), str(tmp_path / 'f1.png'), '--out', str(tmp_path)])
     assert (tmp_path / 'f0.png').read_bytes() == before
@@ -95,10 +84,10 @@ def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(tmp_pa
     assert sorted(p.name for p in written) == ['a_jpg.flo', 'a_png.flo']
 
 
-def test_demo_video_refuses_to_write_over_its_input(tmp_path):
+def test_demo_video_refuses_to_write_over_its_input(load_tool, tmp_path):
     video = tmp_path / 'in.mp4'
     video.write_bytes(b'not decoded: the check comes first')
-    demo = _tool('demo_video')
+    demo = load_tool('demo_video')
     with pytest.raises(ValueError, match='would overwrite the input'):
         demo.main(['cfg.py', 'ckpt.pth', str(video), '--out', str(video)])
     with pytest.raises(ValueError, match='--max-frames must be >= 1'):

@@ -2,20 +2,18 @@
 agree with an independent reading of the shared .flo files."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-_spec = importlib.util.spec_from_file_location('tool_benchmark_data',
-                                               Path(__file__).resolve().parents[1] / 'tools' / 'benchmark_data.py')
-benchmark_data = sys.modules[_spec.name] = importlib.util.module_from_spec(_spec)  # dataclasses look it up there
-_spec.loader.exec_module(benchmark_data)
+
+@pytest.fixture(scope='module')
+def benchmark_data(load_tool):
+    return load_tool('benchmark_data')
 
 
 def _rows(table: str, section: str) -> list[list[str]]:
@@ -39,7 +37,7 @@ def _flo_magnitudes(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope='module')
-def quick_run(tmp_path_factory) -> tuple[str, Path, Path]:
+def quick_run(benchmark_data, tmp_path_factory) -> tuple[str, Path, Path]:
     out = tmp_path_factory.mktemp('benchmark_data')
     md, png = out / 'data.md', out / 'hist.png'
     table = benchmark_data.main(['--quick', '--out', str(md), '--plot', str(png)])
@@ -98,7 +96,7 @@ def test_chairs_row_matches_an_independent_reading(quick_run, shared_data) -> No
     (['--repeats', '0'], '--repeats must be >= 1'),
     (['--threads', '0'], '--threads must be >= 1'),
 ])
-def test_bad_arguments_exit_with_one_line(argv, message) -> None:
+def test_bad_arguments_exit_with_one_line(benchmark_data, argv, message) -> None:
     with pytest.raises(SystemExit) as info:
         benchmark_data.main(argv)
     text = str(info.value.code)

@@ -3,8 +3,6 @@ stderr line, ``error: <message>``, naming the argument or file."""
 from __future__ import annotations
 
 import argparse
-import functools
-import importlib.util
 import os
 import re
 import subprocess
@@ -18,15 +16,6 @@ from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_device, check
                            load_fitting_checkpoint, positive_float, positive_int, run_main)
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@functools.cache
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_cli_tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
-    spec.loader.exec_module(module)
-    return module
 
 
 def _cli(capsys, main, argv: list[str]) -> tuple[int, list[str]]:
@@ -151,7 +140,7 @@ def test_load_fitting_checkpoint(tmp_path):
         load_fitting_checkpoint(model, tmp_path / 'nope.pth', 'cfg.py')
 
 
-def test_tools_refuse_bad_arguments_in_one_line(capsys, tmp_path, monkeypatch):
+def test_tools_refuse_bad_arguments_in_one_line(load_tool, capsys, tmp_path, monkeypatch):
     """The broken cases of the issue, each through the tool's own main: exit 1, one line naming the argument."""
     a_file = tmp_path / 'a_file'
     a_file.write_text('x')
@@ -188,7 +177,7 @@ def test_tools_refuse_bad_arguments_in_one_line(capsys, tmp_path, monkeypatch):
     ]
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     for tool, argv, line in cases:
-        assert _cli(capsys, _tool(tool).main, argv) == (1, [line]), (tool, argv)
+        assert _cli(capsys, load_tool(tool).main, argv) == (1, [line]), (tool, argv)
 
 
 def test_every_tool_ends_in_run_main():

@@ -3,7 +3,6 @@ pairs, and the tool end to end (table, colour panels, training curve) on a tiny 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import os
 import subprocess
 import sys
@@ -23,13 +22,6 @@ from lightflow.metrics import valid_flow_mask
 REPO = Path(__file__).resolve().parents[1]
 # The tool sets the (process-wide) thread count; keep the suite's own.
 THREADS = ['--threads', str(torch.get_num_threads())]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location('tool_eval_real_flow', REPO / 'tools' / 'eval_real_flow.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -119,9 +111,9 @@ def test_video_frame_pairs_downscaled(shared_data):
                for p in pairs)
 
 
-def test_tool_table_end_to_end(tiny_checkpoint, shared_data, tmp_path):
+def test_tool_table_end_to_end(load_tool, tiny_checkpoint, shared_data, tmp_path):
     out = tmp_path / 'out'
-    result = _tool().main([str(tiny_checkpoint), '--data', str(shared_data), '--out-dir', str(out),
+    result = load_tool('eval_real_flow').main([str(tiny_checkpoint), '--data', str(shared_data), '--out-dir', str(out),
                            '--video-max-side', '256', '--video-max-pairs', '1', *THREADS])
     rows = ['zero flow', 'DIS ultrafast', 'DIS fast', 'DIS medium', 'Light Flow α=0.5 (tiny)']
     assert list(result['table']) == rows
@@ -137,7 +129,7 @@ def test_tool_table_end_to_end(tiny_checkpoint, shared_data, tmp_path):
     assert read_image(out / 'flow_chairs_00001.png').shape == (384, 3 * 512 + 2 * 4, 3)  # GT | model | DIS
 
 
-def test_tool_curve(tiny_checkpoint, shared_data, tmp_path):
+def test_tool_curve(load_tool, tiny_checkpoint, shared_data, tmp_path):
     work = tmp_path / 'work'
     work.mkdir()
     for it, age in ((2, 300), (10, 200)):  # numeric order, not 'iter_10' < 'iter_2'
@@ -146,7 +138,7 @@ def test_tool_curve(tiny_checkpoint, shared_data, tmp_path):
         os.utime(path, (1e9 - age, 1e9 - age))
     (work / 'best_EPE_iter_10.pth').write_bytes(b'not a checkpoint')  # not an iter_*.pth: ignored
     out = tmp_path / 'out'
-    result = _tool().main(['--curve', str(work), '--pairs-per-iter', '4', '--data', str(shared_data),
+    result = load_tool('eval_real_flow').main(['--curve', str(work), '--pairs-per-iter', '4', '--data', str(shared_data),
                            '--out-dir', str(out), *THREADS])
     with open(out / 'curve.csv') as f:
         rows = list(csv.DictReader(f))
@@ -158,8 +150,8 @@ def test_tool_curve(tiny_checkpoint, shared_data, tmp_path):
     assert not (out / 'real_pairs.md').exists()  # --curve without MODEL: the curve only
 
 
-def test_curve_stages_continue_the_pairs_axis(tmp_path):
-    tool = _tool()
+def test_curve_stages_continue_the_pairs_axis(load_tool, tmp_path):
+    tool = load_tool('eval_real_flow')
     for stage, iters in (('s1', (100, 200)), ('s2', (50, 100))):
         (tmp_path / stage).mkdir()
         for it in iters:
@@ -175,8 +167,8 @@ def test_curve_stages_continue_the_pairs_axis(tmp_path):
         tool.list_checkpoints([str(tmp_path)], [16], None)
 
 
-def test_tool_errors(tmp_path, shared_data):
-    tool = _tool()
+def test_tool_errors(load_tool, tmp_path, shared_data):
+    tool = load_tool('eval_real_flow')
     bad = tmp_path / 'bad.pth'
     bad.write_bytes(b'garbage')
     with pytest.raises(ValueError, match='bad.pth: cannot load checkpoint'):

@@ -72,7 +72,6 @@ def test_watch_layers() -> None:
     assert tracked_only.changed()
 
 
-
 def test_watch_sees_in_place_edits_of_inference_tensors_even_without_content() -> None:
     with torch.inference_mode():  # weights without version counters
         model = _model()

@@ -139,3 +139,12 @@ def test_no_source_file_over_the_line_limit():
     over = {str(p.relative_to(REPO)): n for package in (*PACKAGES, 'tools') for p in sorted((REPO / package).rglob('*.py'))
             if (n := len(p.read_text(encoding='utf-8').splitlines())) > MAX_LINES}
     assert not over, f'over {MAX_LINES} lines: {over}'
+
+
+def test_tests_load_tools_one_way():
+    """Tests load a tool only through conftest's ``load_tool`` fixture (issue 22: eleven test files had their own
+    loaders, some registering the module for dataclasses, some not), or run it as a script in a subprocess."""
+    others = sorted(str(p.relative_to(REPO)) for p in (REPO / 'tests').rglob('*.py')
+                    if p.name != 'conftest.py' and 'spec_from_file_location' in p.read_text(encoding='utf-8')
+                    and p.name != 'test_layout.py')
+    assert not others, f'load tools with the load_tool fixture instead: {others}'

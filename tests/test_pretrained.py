@@ -2,7 +2,6 @@
 every bad input is a one-line error, loading runs no pickled code, and names work wherever a checkpoint path does."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -20,13 +19,6 @@ from lightflow.pretrained import (PRETRAINED, WEIGHTS_DIR, file_sha256, list_pre
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH_CFG = REPO / 'configs' / 'lightflow' / 'lightflow_w0.5_1xb8-2k_synthetic.py'
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _net(width: float = 0.5, seed: int = 0, **kw) -> LightFlow:
@@ -74,11 +66,11 @@ def _registered_copy(monkeypatch, tmp_path: Path, net: LightFlow, name: str = 't
 
 # ---------------------------------------------------------------- export and round trip
 
-def test_export_tool_round_trip_gives_identical_outputs(tmp_path, monkeypatch, capsys):
+def test_export_tool_round_trip_gives_identical_outputs(load_tool, tmp_path, monkeypatch, capsys):
     net = _net(0.5)
     ckpt = _train_style_checkpoint(net, tmp_path / 'iter_100.pth')
     out = tmp_path / 'weights' / 'lightflow_w0.5_test.pth'
-    sha = _tool('export_pretrained').main([str(ckpt), str(out), '--summary', 'unit test'])
+    sha = load_tool('export_pretrained').main([str(ckpt), str(out), '--summary', 'unit test'])
     printed = capsys.readouterr().out
     assert sha == file_sha256(out) and f'sha256 {sha}' in printed
 
@@ -113,14 +105,14 @@ def test_export_is_deterministic_and_atomic(tmp_path):
     assert save_pretrained(_net(0.5, seed=1), tmp_path / 'a.pth') != a
 
 
-def test_width_0_6_and_custom_decoder_round_trip_through_meta(tmp_path):
+def test_width_0_6_and_custom_decoder_round_trip_through_meta(load_tool, tmp_path):
     # int(32 * 0.6) = 19: conv1 alone would read 0.59375, whose deeper layers differ (int(256 * 0.59375) = 152 != 153).
     net = _net(0.6)
     raw = tmp_path / 'raw.pth'
     torch.save(net.state_dict(), raw)  # no meta: the width is inferred from the shapes
     assert load_lightflow_checkpoint(raw).width_mult == 0.6
     out = tmp_path / 'w06.pth'
-    _tool('export_pretrained').main([str(raw), str(out)])
+    load_tool('export_pretrained').main([str(raw), str(out)])
     loaded = load_lightflow_checkpoint(out)
     assert loaded.width_mult == 0.6 and lightflow_config(loaded) == lightflow_config(net)
     assert torch.equal(_outputs(loaded), _outputs(net))
@@ -142,7 +134,7 @@ def test_width_0_6_and_custom_decoder_round_trip_through_meta(tmp_path):
     assert (_outputs(nearest) - _outputs(custom)).abs().max() > 1e-4
 
 
-def test_export_tool_one_line_errors(tmp_path):
+def test_export_tool_one_line_errors(load_tool, tmp_path):
     (tmp_path / 'empty.pth').write_bytes(b'')
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'export_pretrained.py'), str(tmp_path / 'empty.pth'),
@@ -151,7 +143,7 @@ def test_export_tool_one_line_errors(tmp_path):
     assert proc.stderr.strip().splitlines() == [f'error: {tmp_path / "empty.pth"}: cannot load checkpoint (empty '
                                                 'file, 0 bytes)']
     assert not (tmp_path / 'out.pth').exists()
-    export = _tool('export_pretrained')
+    export = load_tool('export_pretrained')
     with pytest.raises(FileNotFoundError, match='missing.pth'):
         export.main([str(tmp_path / 'missing.pth'), str(tmp_path / 'out.pth')])
     torch.save({'state_dict': {'foo': torch.zeros(1)}}, tmp_path / 'other.pth')
@@ -310,9 +302,9 @@ def test_motion_runs_a_bilinear_checkpoint_as_trained_and_training_keeps_its_own
     assert (model.flownet.config.pred_upsample, model.flownet.div_flow) == ('nearest', 20.0)
 
 
-def test_tools_accept_names(tmp_path, monkeypatch):
+def test_tools_accept_names(load_tool, tmp_path, monkeypatch):
     _registered_copy(monkeypatch, tmp_path, _net(0.5))
-    demo = _tool('demo_flow')
+    demo = load_tool('demo_flow')
     model = demo.load_model('tiny_w0.5', 0.5, 'cpu')
     assert torch.equal(_outputs(model), _outputs(_net(0.5)))
     with pytest.raises(ValueError, match=r'width_mult=0\.5, but width 1 was asked'):
@@ -325,11 +317,11 @@ def test_tools_accept_names(tmp_path, monkeypatch):
 
     tiny = ['test_dataloader.dataset.dataset.size=(64,64)', 'test_dataloader.dataset.dataset.num_samples=2',
             'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
-    metrics = _tool('test_flow').main([str(SYNTH_CFG), 'tiny_w0.5', '--work-dir', str(tmp_path / 'work'),
+    metrics = load_tool('test_flow').main([str(SYNTH_CFG), 'tiny_w0.5', '--work-dir', str(tmp_path / 'work'),
                                        '--cfg-options', *tiny])
     assert metrics['EPE'] > 0 and metrics['EPE'] == metrics['EPE']  # finite, computed with the named weights
     with pytest.raises(FileNotFoundError, match='known: tiny_w0.5'):
-        _tool('test_flow').main([str(SYNTH_CFG), 'tiny_w9', '--work-dir', str(tmp_path / 'work')])
+        load_tool('test_flow').main([str(SYNTH_CFG), 'tiny_w9', '--work-dir', str(tmp_path / 'work')])
 
 
 def test_pure_torch_loading_never_imports_mmengine(tmp_path):

@@ -1,7 +1,6 @@
 """tools/train_flow.py -> tools/test_flow.py -> tools/demo_flow.py end to end on tiny settings, plus real samples."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -27,18 +26,11 @@ NO_WORKERS = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_worke
               'test_dataloader.batch_size=1']
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory) -> Path:
+def trained(load_tool, tmp_path_factory) -> Path:
     """A w0.5 checkpoint from a 4-iteration train_flow.py run on tiny synthetic data."""
     work = tmp_path_factory.mktemp('train')
-    _tool('train_flow').main([str(SYNTH_CFG), '--work-dir', str(work), '--cfg-options', *TINY])
+    load_tool('train_flow').main([str(SYNTH_CFG), '--work-dir', str(work), '--cfg-options', *TINY])
     ckpt = work / 'iter_4.pth'
     assert ckpt.is_file() and (work / 'last_checkpoint').is_file()
     assert list(work.glob('vis/iter_4/*.png')) and list(work.glob('*/vis_data/events.out.tfevents.*'))
@@ -46,16 +38,16 @@ def trained(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow  # ~23 s
-def test_train_then_test_on_synthetic(trained, tmp_path):
-    metrics = _tool('test_flow').main([str(SYNTH_CFG), str(trained), '--work-dir', str(tmp_path),
+def test_train_then_test_on_synthetic(load_tool, trained, tmp_path):
+    metrics = load_tool('test_flow').main([str(SYNTH_CFG), str(trained), '--work-dir', str(tmp_path),
                                        '--cfg-options', *TINY])
     assert set(metrics) >= {'EPE', '1px', '3px', '5px', 'Fl-all'}
     assert np.isfinite(metrics['EPE']) and 0 <= metrics['1px'] <= metrics['3px'] <= metrics['5px'] <= 1
 
 
-def test_test_flow_on_chairs_mini(trained, tmp_path, shared_data):
+def test_test_flow_on_chairs_mini(load_tool, trained, tmp_path, shared_data):
     root = shared_data / 'FlyingChairs_mini'
-    metrics = _tool('test_flow').main([str(CHAIRS_W05_CFG), str(trained), '--work-dir', str(tmp_path),
+    metrics = load_tool('test_flow').main([str(CHAIRS_W05_CFG), str(trained), '--work-dir', str(tmp_path),
                                        '--cfg-options', f'data_root={root}', *NO_WORKERS])
     # Same numbers as the metric computed by hand on the two val pairs (per-pixel average over both).
     net = load_lightflow_checkpoint(trained)
@@ -70,7 +62,7 @@ def test_test_flow_on_chairs_mini(trained, tmp_path, shared_data):
     assert metrics['Fl-all'] == pytest.approx(ref['Fl-all'], abs=0.05)
 
 
-def test_test_flow_on_rubberwhale_excludes_unknown(trained, tmp_path, shared_data):
+def test_test_flow_on_rubberwhale_excludes_unknown(load_tool, trained, tmp_path, shared_data):
     rw = shared_data / 'middlebury' / 'RubberWhale'
     cfg = tmp_path / 'rubberwhale.py'
     cfg.write_text(
@@ -79,7 +71,7 @@ def test_test_flow_on_rubberwhale_excludes_unknown(trained, tmp_path, shared_dat
         "    dataset=dict(_delete_=True, type='FlowPairList',\n"
         f"                 pairs=[({str(rw / 'frame10.png')!r}, {str(rw / 'frame11.png')!r}, "
         f"{str(rw / 'flow10.flo')!r})])))\n")
-    metrics = _tool('test_flow').main([str(cfg), str(trained), '--work-dir', str(tmp_path / 'work')])
+    metrics = load_tool('test_flow').main([str(cfg), str(trained), '--work-dir', str(tmp_path / 'work')])
     gt = torch.from_numpy(read_flo(rw / 'flow10.flo')).permute(2, 0, 1)
     assert (gt.abs() >= 1e9).any()  # the sample really has unknown pixels
     net = load_lightflow_checkpoint(trained)
@@ -90,8 +82,8 @@ def test_test_flow_on_rubberwhale_excludes_unknown(trained, tmp_path, shared_dat
     assert metrics['EPE'] == pytest.approx(ref['EPE'], rel=1e-3)
 
 
-def test_demo_on_pair_and_video(trained, tmp_path, shared_data):
-    demo = _tool('demo_flow')
+def test_demo_on_pair_and_video(load_tool, trained, tmp_path, shared_data):
+    demo = load_tool('demo_flow')
     rw = shared_data / 'middlebury' / 'RubberWhale'
     written = demo.main([str(trained), str(rw / 'frame10.png'), str(rw / 'frame11.png'), '--out', str(tmp_path / 'p')])
     assert written == [tmp_path / 'p' / 'frame10.flo']
@@ -107,8 +99,8 @@ def test_demo_on_pair_and_video(trained, tmp_path, shared_data):
     assert not [p for p in (tmp_path / 'v').iterdir() if p.name.startswith('.')]  # no temp files left
 
 
-def test_demo_errors(trained, tmp_path, shared_data):
-    demo = _tool('demo_flow')
+def test_demo_errors(load_tool, trained, tmp_path, shared_data):
+    demo = load_tool('demo_flow')
     rw = shared_data / 'middlebury' / 'RubberWhale'
     chairs = shared_data / 'FlyingChairs_mini' / 'data' / '00001_img1.ppm'
     with pytest.raises(ValueError, match=r'is 584x388 but .* is 512x384'):
@@ -133,7 +125,7 @@ def test_demo_errors(trained, tmp_path, shared_data):
     assert read_flo(demo.main([str(trained), str(frames), '--out', str(tmp_path / 'f')])[0]).shape == (64, 96, 2)
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(load_tool, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, str(REPO / 'tools' / 'demo_flow.py'), str(tmp_path / 'missing.pth'),
                            'a.png', 'b.png', '--out', str(tmp_path)], capture_output=True, text=True, env=env,
@@ -141,7 +133,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ['error: a.png: no such file or folder']
     with pytest.raises(FileNotFoundError, match='no such config file'):
-        _tool('train_flow').main([str(tmp_path / 'nope.py')])
+        load_tool('train_flow').main([str(tmp_path / 'nope.py')])
 
 
 def test_video_plugin_loads_a_train_flow_checkpoint(trained):

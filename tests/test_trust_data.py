@@ -4,7 +4,6 @@ no input changes (md5 before and after)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -17,16 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ['--num-videos', '1', '--num-val-videos', '1', '--frames', '2', '--size', '48', '48', '--no-stats']
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'_trust_data_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope='module')
+def make_vid(load_tool):
+    return load_tool('make_synthetic_vid')
 
 
-make_vid = _tool('make_synthetic_vid')
-convert = _tool('convert_imagenet_vid')
+@pytest.fixture(scope='module')
+def convert(load_tool):
+    return load_tool('convert_imagenet_vid')
 
 
 def _run(capsys, main, argv: list[str]) -> tuple[int, list[str], str]:
@@ -49,7 +46,7 @@ def _md5s(root: Path) -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------------ make_synthetic_vid
-def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+def test_overwrite_refuses_a_folder_it_did_not_write(make_vid, tmp_path, capsys):
     out = tmp_path / 'photos'
     out.mkdir()
     (out / 'holiday.jpg').write_bytes(b'precious')
@@ -61,7 +58,7 @@ def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert _md5s(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ['photos']
 
 
-def test_overwrite_refuses_a_user_set_that_looks_generated(tmp_path, capsys):
+def test_overwrite_refuses_a_user_set_that_looks_generated(make_vid, tmp_path, capsys):
     """Issue 22 (medium): a user's own CocoVID folder holding exactly ``Data/`` + ``annotations/{train,val}.json``
     was deleted by ``--overwrite`` (the unmarked "legacy layout" rule); only the marker counts now."""
     out = tmp_path / 'my_vid'
@@ -77,7 +74,7 @@ def test_overwrite_refuses_a_user_set_that_looks_generated(tmp_path, capsys):
     assert _md5s(out) == before
 
 
-def test_overwrite_refuses_a_file(tmp_path, capsys):
+def test_overwrite_refuses_a_file(make_vid, tmp_path, capsys):
     out = tmp_path / 'notes.txt'
     out.write_text('keep me')
     code, err, _ = _run(capsys, make_vid.main, [str(out), '--overwrite', *TINY])
@@ -86,7 +83,7 @@ def test_overwrite_refuses_a_file(tmp_path, capsys):
     assert out.read_text() == 'keep me' and sorted(p.name for p in tmp_path.iterdir()) == ['notes.txt']
 
 
-def test_overwrite_replaces_a_generated_set_and_leaves_nothing_behind(tmp_path, capsys):
+def test_overwrite_replaces_a_generated_set_and_leaves_nothing_behind(make_vid, tmp_path, capsys):
     out = tmp_path / 'set'
     assert _run(capsys, make_vid.main, [str(out), *TINY])[0] == 0
     assert (out / '.lightflow_synthetic_vid').is_file()
@@ -103,7 +100,7 @@ def test_overwrite_replaces_a_generated_set_and_leaves_nothing_behind(tmp_path, 
     assert (tmp_path / 'empty' / '.lightflow_synthetic_vid').is_file()
 
 
-def test_a_failed_overwrite_keeps_the_old_set(tmp_path, capsys, monkeypatch):
+def test_a_failed_overwrite_keeps_the_old_set(make_vid, tmp_path, capsys, monkeypatch):
     out = tmp_path / 'set'
     assert _run(capsys, make_vid.main, [str(out), *TINY])[0] == 0
     before = _md5s(out)
@@ -117,7 +114,7 @@ def test_a_failed_overwrite_keeps_the_old_set(tmp_path, capsys, monkeypatch):
     assert _md5s(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ['set']
 
 
-def test_out_dot_is_refused_and_leaves_no_hidden_folder(tmp_path, capsys, monkeypatch):
+def test_out_dot_is_refused_and_leaves_no_hidden_folder(make_vid, tmp_path, capsys, monkeypatch):
     out = tmp_path / 'set'
     assert _run(capsys, make_vid.main, [str(out), *TINY])[0] == 0
     before = _md5s(out)
@@ -132,7 +129,7 @@ def test_out_dot_is_refused_and_leaves_no_hidden_folder(tmp_path, capsys, monkey
     (['--num-val-videos', '0'], 'error: --num-val-videos: must be >= 1, got 0'),
     (['--seed', '-1'], 'error: --seed: must be >= 0, got -1'),
 ])
-def test_bad_counts_and_seed_name_the_option(tmp_path, capsys, argv, line):
+def test_bad_counts_and_seed_name_the_option(make_vid, tmp_path, capsys, argv, line):
     assert _run(capsys, make_vid.main, [str(tmp_path / 'd'), *TINY, *argv])[:2] == (1, [line])
     assert not (tmp_path / 'd').exists()
 
@@ -147,7 +144,7 @@ def test_generator_refuses_zero_videos_and_negative_seeds(tmp_path):
     assert not (tmp_path / 'd').exists()
 
 
-def test_huge_frames_are_refused_up_front(tmp_path, capsys):
+def test_huge_frames_are_refused_up_front(make_vid, tmp_path, capsys):
     code, err, _ = _run(capsys, make_vid.main, [str(tmp_path / 'd'), '--size', '100000', '100000'])
     assert code == 1 and len(err) == 1
     assert err[0].startswith('error: --size 100000 100000: needs about ') and 'GiB of memory' in err[0], err
@@ -156,7 +153,7 @@ def test_huge_frames_are_refused_up_front(tmp_path, capsys):
     assert not (tmp_path / 'd').exists()
 
 
-def test_one_frame_prints_no_measured_speed_mix(tmp_path, capsys):
+def test_one_frame_prints_no_measured_speed_mix(make_vid, tmp_path, capsys):
     argv = [str(tmp_path / 'd'), '--num-videos', '1', '--num-val-videos', '1', '--frames', '1', '--size', '64', '64']
     code, err, out = _run(capsys, make_vid.main, argv)
     assert (code, err) == (0, [])
@@ -190,48 +187,48 @@ def ilsvrc(tmp_path) -> Path:
     return root
 
 
-def _convert(capsys, root: Path, out: Path) -> tuple[int, list[str]]:
+def _convert(convert, capsys, root: Path, out: Path) -> tuple[int, list[str]]:
     before = _md5s(root)
     code, err, _ = _run(capsys, convert.main, [str(root), str(out), '--splits', 'train'])
     assert _md5s(root) == before
     return code, err
 
 
-def test_convert_works_on_the_fixture(ilsvrc, tmp_path, capsys):
-    assert _convert(capsys, ilsvrc, tmp_path / 'o') == (0, [])
+def test_convert_works_on_the_fixture(convert, ilsvrc, tmp_path, capsys):
+    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (0, [])
     assert (tmp_path / 'o' / 'imagenet_vid_train.json').is_file()
 
 
-def test_empty_train_split_is_an_error(ilsvrc, tmp_path, capsys):
+def test_empty_train_split_is_an_error(convert, ilsvrc, tmp_path, capsys):
     listing = ilsvrc / 'ImageSets' / 'VID' / 'train_1.txt'
     listing.write_text('\n')
-    assert _convert(capsys, ilsvrc, tmp_path / 'o') == (1, [f"error: {listing}: VID split 'train' lists no videos"])
+    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (1, [f"error: {listing}: VID split 'train' lists no videos"])
     assert not (tmp_path / 'o').exists()
 
 
-def test_image_sets_line_leaving_the_root_is_refused(ilsvrc, tmp_path, capsys):
+def test_image_sets_line_leaving_the_root_is_refused(convert, ilsvrc, tmp_path, capsys):
     outside = tmp_path / 'elsewhere' / 'video'
     outside.mkdir(parents=True)
     (outside / '000000.xml').write_text(_xml([(1, 2, 3, 4)]))
     listing = ilsvrc / 'ImageSets' / 'VID' / 'train_1.txt'
     listing.write_text(f'{VIDEO} 1\n../../../../elsewhere/video 2\n')
-    assert _convert(capsys, ilsvrc, tmp_path / 'o') == (1, [
+    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (1, [
         f"error: {listing}:2: '../../../../elsewhere/video' leaves the dataset root (absolute or with ..)"])
     assert not (tmp_path / 'o').exists()
 
 
-def test_same_trackid_twice_in_one_frame_is_refused(ilsvrc, tmp_path, capsys):
+def test_same_trackid_twice_in_one_frame_is_refused(convert, ilsvrc, tmp_path, capsys):
     xml = ilsvrc / 'Annotations' / 'VID' / 'train' / VIDEO / '000001.xml'
     xml.write_text(_xml([(10, 20, 110, 70), (150, 20, 200, 70)], trackids=[4, 4]))
-    assert _convert(capsys, ilsvrc, tmp_path / 'o') == (1, [
+    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (1, [
         f'error: {xml}: <trackid>4</trackid> is on 2 objects; a track has one box per frame'])
 
 
 @pytest.mark.parametrize('box', [(-1e308, 0, 1e308, 10), (0, -1e308, 10, 1e308), (0, 0, 1e200, 1e200)])
-def test_huge_coordinates_name_the_file(ilsvrc, tmp_path, capsys, box):
+def test_huge_coordinates_name_the_file(convert, ilsvrc, tmp_path, capsys, box):
     xml = ilsvrc / 'Annotations' / 'VID' / 'train' / VIDEO / '000001.xml'
     xml.write_text(_xml([box]))
-    code, err = _convert(capsys, ilsvrc, tmp_path / 'o')
+    code, err = _convert(convert, capsys, ilsvrc, tmp_path / 'o')
     assert code == 1 and len(err) == 1
     assert err[0].startswith(f'error: {xml}: object 0 has a box too large for its width, height or area'), err
     assert not (tmp_path / 'o').exists()

@@ -3,7 +3,6 @@ pick, and the flow surfaces (image dtypes, export_flow, shipped names, ONNX read
 checkpoint, KITTI writer, demo_flow --out) refuse what they cannot do right, in one line."""
 from __future__ import annotations
 
-import importlib.util
 import time
 import weakref
 from pathlib import Path
@@ -21,13 +20,6 @@ from lightflow.pretrained import WEIGHTS_DIR, resolve_weights, save_pretrained
 
 REPO = Path(__file__).resolve().parents[1]
 RUNTIMES = [b for b in runtime.available_backends() if b != 'torch']
-
-
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -183,8 +175,8 @@ def checkpoint(tmp_path_factory) -> Path:
     return path
 
 
-def test_export_flow_refuses_bad_out_and_sizes(checkpoint, tmp_path, monkeypatch) -> None:
-    main = _tool('export_flow').main
+def test_export_flow_refuses_bad_out_and_sizes(load_tool, checkpoint, tmp_path, monkeypatch) -> None:
+    main = load_tool('export_flow').main
     with pytest.raises(ValueError, match='--out .*newdir/: is a folder'):
         main([str(checkpoint), '--out', f'{tmp_path}/newdir/'])
     assert not (tmp_path / 'newdir').exists()
@@ -201,8 +193,8 @@ def test_export_flow_refuses_bad_out_and_sizes(checkpoint, tmp_path, monkeypatch
         main([str(checkpoint), '--out', str(tmp_path / 'big.onnx'), '--height', '10000', '--width', '10000'])
 
 
-def test_export_flow_refuses_nan_weights_and_nan_check(checkpoint, tmp_path, monkeypatch) -> None:
-    main = _tool('export_flow').main
+def test_export_flow_refuses_nan_weights_and_nan_check(load_tool, checkpoint, tmp_path, monkeypatch) -> None:
+    main = load_tool('export_flow').main
     model = _model()
     with torch.no_grad():
         _bias(model)[0] = float('nan')
@@ -303,7 +295,7 @@ def test_new_best_written_before_the_old_best_is_deleted(tmp_path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ['best_EPE_iter_2.pth']
 
 
-def test_demo_flow_refuses_to_replace_existing_outputs(checkpoint, tmp_path) -> None:
+def test_demo_flow_refuses_to_replace_existing_outputs(load_tool, checkpoint, tmp_path) -> None:
     rng = np.random.default_rng(0)
     frames = []
     for name in ('a.png', 'b.png'):
@@ -313,7 +305,7 @@ def test_demo_flow_refuses_to_replace_existing_outputs(checkpoint, tmp_path) -> 
     out = tmp_path / 'out'
     out.mkdir()
     (out / 'a.flo').write_bytes(b'someone else\'s file')
-    main = _tool('demo_flow').main
+    main = load_tool('demo_flow').main
     args = [str(checkpoint), *map(str, frames), '--out', str(out), '--device', 'cpu']
     with pytest.raises(ValueError, match='--out .*out: already holds a.flo, which this run would replace; use --force'):
         main(args)

@@ -1,7 +1,6 @@
 """tools/convert_imagenet_vid.py on a hand-written ILSVRC-style XML set: exact CocoVID output."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -12,12 +11,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location('convert_imagenet_vid', REPO / 'tools' / 'convert_imagenet_vid.py')
-convert = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(convert)
 
 TRAIN_VIDEO = 'ILSVRC2015_VID_train_0000/ILSVRC2015_train_00000000'
 VAL_VIDEO = 'ILSVRC2015_val_00000000'
+
+
+@pytest.fixture(scope='module')
+def convert(load_tool):
+    return load_tool('convert_imagenet_vid')
 
 
 def _xml(folder: str, name: str, width: int, height: int, objects: list[dict]) -> str:
@@ -60,7 +61,7 @@ def ilsvrc(tmp_path) -> Path:
     return root
 
 
-def test_vid_val_exact(ilsvrc, tmp_path):
+def test_vid_val_exact(convert, ilsvrc, tmp_path):
     out = tmp_path / 'ann'
     convert.main([str(ilsvrc), str(out), '--splits', 'val'])
     data = json.loads((out / 'imagenet_vid_val.json').read_text())
@@ -77,7 +78,7 @@ def test_vid_val_exact(ilsvrc, tmp_path):
     assert not (out / 'imagenet_vid_train.json').exists()
 
 
-def test_vid_train_and_det(ilsvrc, tmp_path):
+def test_vid_train_and_det(convert, ilsvrc, tmp_path):
     out = tmp_path / 'ann'
     results = convert.main([str(ilsvrc), str(out)])
     train = json.loads((out / 'imagenet_vid_train.json').read_text())
@@ -100,7 +101,7 @@ def test_vid_train_and_det(ilsvrc, tmp_path):
                                        generated=0)]
 
 
-def test_outputs_load_in_dataset(ilsvrc, tmp_path):
+def test_outputs_load_in_dataset(convert, ilsvrc, tmp_path):
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
@@ -131,7 +132,7 @@ def test_outputs_load_in_dataset(ilsvrc, tmp_path):
         'Data/DET/train/ILSVRC2014_train_0000/ILSVRC2014_train_00000001.JPEG')
 
 
-def test_scan_without_image_sets_and_det_list(ilsvrc, tmp_path):
+def test_scan_without_image_sets_and_det_list(convert, ilsvrc, tmp_path):
     listed = convert.main([str(ilsvrc), str(tmp_path / 'a'), '--splits', 'train', 'val'])
     shutil.rmtree(ilsvrc / 'ImageSets')
     scanned = convert.main([str(ilsvrc), str(tmp_path / 'b'), '--splits', 'train', 'val'])
@@ -143,7 +144,7 @@ def test_scan_without_image_sets_and_det_list(ilsvrc, tmp_path):
     assert with_list == scanned_det
 
 
-def test_errors(ilsvrc, tmp_path):
+def test_errors(convert, ilsvrc, tmp_path):
     with pytest.raises(FileNotFoundError, match='not an ILSVRC root'):
         convert.main([str(tmp_path / 'nowhere'), str(tmp_path / 'o')])
     bad = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
@@ -172,7 +173,7 @@ def test_errors(ilsvrc, tmp_path):
     (_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 5, 5), occluded='yes')]),
      "object 0 <occluded> must be an integer, got 'yes'"),
 ], ids=['negative-width', 'zero-height', 'nan-box', 'inf-box', 'inverted-box', 'trackid', 'occluded'])
-def test_bad_xml_values_name_the_file(ilsvrc, tmp_path, xml_text, message):
+def test_bad_xml_values_name_the_file(convert, ilsvrc, tmp_path, xml_text, message):
     bad = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
     bad.write_text(xml_text)
     with pytest.raises(ValueError) as info:
@@ -181,7 +182,7 @@ def test_bad_xml_values_name_the_file(ilsvrc, tmp_path, xml_text, message):
     assert not (tmp_path / 'o' / 'imagenet_vid_val.json').exists()
 
 
-def test_zero_size_boxes_are_kept_and_json_is_standard(ilsvrc, tmp_path):
+def test_zero_size_boxes_are_kept_and_json_is_standard(convert, ilsvrc, tmp_path):
     """A zero-width box is copied as it is (CocoVIDDataset skips boxes under 1 px); the file is strict JSON."""
     frame = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
     frame.write_text(_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=3, wnid='n02391049', box=(7, 5, 7, 99))]))
@@ -196,7 +197,7 @@ def test_zero_size_boxes_are_kept_and_json_is_standard(ilsvrc, tmp_path):
                                                                                   49.0 * 94.0)]
 
 
-def test_cli_errors_are_one_line(ilsvrc, tmp_path):
+def test_cli_errors_are_one_line(convert, ilsvrc, tmp_path):
     bad = ilsvrc / 'Annotations' / 'VID' / 'val' / VAL_VIDEO / '000001.xml'
     bad.write_text(_xml(VAL_VIDEO, '000001', 500, 375, [dict(trackid=0, wnid='n02391049', box=(0, 0, 5, 5),
                                                              occluded='1.5')]))

@@ -1,7 +1,6 @@
 """tools/demo_video.py with a tiny randomly initialised mmdet RetinaNet on the real demo clip."""
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -12,11 +11,13 @@ import torch
 from mmengine.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location('demo_video', REPO / 'tools' / 'demo_video.py')
-demo = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(demo)
 
 CLASSES = ('disc', 'box', 'triangle')
+
+
+@pytest.fixture(scope='module')
+def demo(load_tool):
+    return load_tool('demo_video')
 
 
 def _tiny_retinanet_config() -> Config:
@@ -77,7 +78,7 @@ def detector(tmp_path_factory) -> tuple[Path, Path]:
     return config_path, checkpoint
 
 
-def test_demo_on_real_clip(shared_data, detector, tmp_path):
+def test_demo_on_real_clip(demo, shared_data, detector, tmp_path):
     video = shared_data / 'video' / 'demo.mp4'
     if not video.is_file():
         pytest.skip(f'{video} not found')
@@ -99,7 +100,7 @@ def test_demo_on_real_clip(shared_data, detector, tmp_path):
     assert not list(tmp_path.rglob('.*.tmp*')), 'temp file left behind'
 
 
-def test_demo_on_frame_folder(shared_data, detector, tmp_path):
+def test_demo_on_frame_folder(demo, shared_data, detector, tmp_path):
     frames = shared_data / 'video' / 'ILSVRC2015_val_00007010'
     if not frames.is_dir():
         pytest.skip(f'{frames} not found')
@@ -112,7 +113,7 @@ def test_demo_on_frame_folder(shared_data, detector, tmp_path):
     assert len(written) == 3 and written[0].shape == (720, 1280, 3)
 
 
-def test_no_frames_errors(detector, tmp_path):
+def test_no_frames_errors(demo, detector, tmp_path):
     config, checkpoint = detector
     empty_dir = tmp_path / 'no_frames'
     empty_dir.mkdir()
@@ -127,7 +128,7 @@ def test_no_frames_errors(detector, tmp_path):
     assert not (tmp_path / 'a.mp4').exists() and not (tmp_path / 'b.mp4').exists()
 
 
-def test_demo_with_video_detector(detector, tmp_path):
+def test_demo_with_video_detector(demo, detector, tmp_path):
     """The video path (PackTrackInputs, key-frame cache) with the plugin's DFF config, random weights."""
     config = REPO / 'configs' / 'vid' / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py'
     if not config.is_file():
@@ -177,7 +178,7 @@ def test_checkpoint_of_another_model_is_refused(detector, tmp_path):
     assert not out.exists()
 
 
-def test_demo_show_flow_adds_motion_and_dis_panels(detector, tmp_path):
+def test_demo_show_flow_adds_motion_and_dis_panels(demo, detector, tmp_path):
     """--show-flow: [frame | detector's flow to the key | DIS MEDIUM flow to the key]; white (no motion) on key frames,
     colour where the synthetic camera pans on the others."""
     config = REPO / 'configs' / 'vid' / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py'

@@ -1,7 +1,6 @@
 """tools/benchmark_deploy.py: the runtime's detections scored as VIDMotionMetric scores them, the report's ratios."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('_bench_deploy', REPO / 'tools' / 'benchmark_deploy.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool('benchmark_deploy')
 
 
 def _frames(n: int = 12) -> list[dict]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
@@ -20,13 +19,6 @@ from lightflow_deploy import VideoDetectorRuntime, load_manifest  # noqa: E402
 from lightflow_deploy.postprocess import decode_detections, grid_anchors  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location('_export_tool', REPO / 'tools' / 'export_video_detector.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_config(tmp_path: Path, model, name: str) -> tuple[Path, Path]:
@@ -71,10 +63,10 @@ def _detector_dict(policy: dict, aggregator: bool, motion: bool) -> dict:
                                        pad_size_divisor=32))
 
 
-def test_export_tool_writes_graphs_and_manifest_and_refuses_bad_input(tmp_path):
+def test_export_tool_writes_graphs_and_manifest_and_refuses_bad_input(load_tool, tmp_path):
     model = _built(dict(type='fixed'), aggregator=True)
     config, ckpt = write_config(tmp_path, model, 'gru')
-    tool = _tool()
+    tool = load_tool('export_video_detector')
     out = tmp_path / 'graphs'
     manifest = tool.main([str(config), str(ckpt), '--out', str(out)])
     names = {'key_feats', 'head', 'nonkey', 'gru_init', 'gru_step'}
@@ -108,11 +100,11 @@ def test_export_tool_writes_graphs_and_manifest_and_refuses_bad_input(tmp_path):
     assert not (tmp_path / 'g2').exists()
 
 
-def test_single_frame_detector_exports_key_graphs_only_and_runs_every_frame_as_key(tmp_path):
+def test_single_frame_detector_exports_key_graphs_only_and_runs_every_frame_as_key(load_tool, tmp_path):
     model = _built(dict(type='fixed'), aggregator=False, motion=False)
     assert model.motion is None
     config, ckpt = write_config(tmp_path, model, 'single')
-    manifest = _tool().main([str(config), str(ckpt), '--out', str(tmp_path / 'g')])
+    manifest = load_tool('export_video_detector').main([str(config), str(ckpt), '--out', str(tmp_path / 'g')])
     assert set(manifest['graphs']) == {'key_feats', 'head'} and manifest['motion'] is False
     assert manifest['key_frame_policy'] == {'type': 'fixed', 'key_frame_interval': 1}
     frames = video(4)

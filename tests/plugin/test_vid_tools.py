@@ -2,7 +2,6 @@
 benchmark_vid.py on the result, and the one-line errors of the tools."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -13,14 +12,6 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / 'configs' / 'vid'
 SYNTH_CONFIGS = sorted(CONFIG_DIR.glob('*_synthvid.py'))
-
-
-def _load_tool(name: str):
-    path = REPO / 'tools' / f'{name}.py'
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -39,9 +30,9 @@ def _options(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope='module')
-def trained(synth_root, tmp_path_factory) -> dict:
+def trained(load_tool, synth_root, tmp_path_factory) -> dict:
     """Train every synthetic config for one tiny epoch (12 clips, batch 2: 6 iterations) with tools/train_vid.py."""
-    train_vid = _load_tool('train_vid')
+    train_vid = load_tool('train_vid')
     out = {}
     for config in SYNTH_CONFIGS:
         work_dir = tmp_path_factory.mktemp(config.stem[:20])
@@ -66,8 +57,8 @@ def test_train_writes_checkpoints_for_every_synthetic_config(trained):
 
 
 @pytest.mark.slow  # uses the trained fixture
-def test_test_vid_prints_map_and_fps(trained, synth_root, capsys):
-    test_vid = _load_tool('test_vid')
+def test_test_vid_prints_map_and_fps(load_tool, trained, synth_root, capsys):
+    test_vid = load_tool('test_vid')
     config, ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
     metrics = test_vid.main([str(config), str(ckpt), '--key-frame-interval', '3', '--work-dir', str(work_dir),
                              '--out', str(work_dir / 'metrics.json'), '--cfg-options', f'data_root={synth_root}/'])
@@ -81,8 +72,8 @@ def test_test_vid_prints_map_and_fps(trained, synth_root, capsys):
 
 
 @pytest.mark.slow  # uses the trained fixture
-def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
-    benchmark = _load_tool('benchmark_vid')
+def test_benchmark_writes_table_and_plot(load_tool, trained, synth_root, tmp_path, capsys):
+    benchmark = load_tool('benchmark_vid')
     config, ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow'))
     rows = benchmark.main([str(config), str(ckpt), '--intervals', '1', '4', '--out-dir', str(tmp_path),
                            '--work-dir', str(work_dir), '--cfg-options', f'data_root={synth_root}/'])
@@ -99,7 +90,7 @@ def test_benchmark_writes_table_and_plot(trained, synth_root, tmp_path, capsys):
 
 
 @pytest.mark.slow  # uses the trained fixture
-def test_checkpoint_of_another_config_is_refused(trained, synth_root, tmp_path):
+def test_checkpoint_of_another_config_is_refused(load_tool, trained, synth_root, tmp_path):
     """The single-frame detector's checkpoint for the DFF config lacks the motion module: refused (mmengine alone
     would only log the missing keys and test a random Light Flow)."""
     import re
@@ -111,7 +102,7 @@ def test_checkpoint_of_another_config_is_refused(trained, synth_root, tmp_path):
     options = ['--work-dir', str(tmp_path), '--cfg-options', f'data_root={synth_root}/']
     for tool, extra in (('test_vid', []), ('benchmark_vid', ['--intervals', '1', '2'])):
         with pytest.raises(ValueError) as info:
-            _load_tool(tool).main([str(dff_config), str(single_ckpt), *extra, *options])
+            load_tool(tool).main([str(dff_config), str(single_ckpt), *extra, *options])
         assert re.fullmatch(pattern, str(info.value)), (tool, str(info.value))
 
 
@@ -132,9 +123,10 @@ def test_tools_fail_with_one_line_error(tool, args, message):
 
 
 @pytest.mark.slow  # ~10 s + the trained fixture
-def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, synth_root, tmp_path, capsys):
+def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(load_tool, trained, synth_root, tmp_path,
+                                                                       capsys):
     """(A) a single-frame checkpoint in the propagation config, (B) the propagation checkpoint with its own flow."""
-    tool = _load_tool('benchmark_motion')
+    tool = load_tool('benchmark_motion')
     _, single_ckpt, _ = next(v for k, v in trained.items() if k.startswith('retinanet'))
     config, dff_ckpt, work_dir = next(v for k, v in trained.items() if k.startswith('dff_lightflow-w0.5_retinanet'))
     common = ['--interval', '3', '--work-dir', str(work_dir), '--cfg-options', f'data_root={synth_root}/']
@@ -170,10 +162,10 @@ def test_benchmark_motion_swaps_only_the_motion_in_a_trained_detector(trained, s
 
 
 @pytest.mark.slow  # ~11 s + the trained fixture
-def test_vid_results_table_runs_every_detector_motion_and_schedule(trained, synth_root, tmp_path):
+def test_vid_results_table_runs_every_detector_motion_and_schedule(load_tool, trained, synth_root, tmp_path):
     """tools/vid_results.py: the single-frame detector once, propagation per motion (interval 1 once: no motion is
     used), the GRU per motion at every schedule; the table holds every row and the ms ratio to single-frame."""
-    tool = _load_tool('vid_results')
+    tool = load_tool('vid_results')
     single = trained['retinanet_mobilenetv2_1xb2-6e_synthvid']
     dff = trained['dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid']
     gru = trained['dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid']
