@@ -259,3 +259,43 @@ def test_one_class_per_name():
     assert registry.DATASETS.get('PackedFlowDataset') is PackedFlowDataset
     assert registry.DATASETS.get('FlowDataset') is None
     assert not hasattr(lightflow.engine, 'FlowDataset') and FileIndexBase.__name__ == 'FlowDataset'
+
+
+def test_a_dataset_registered_outside_lightflow_is_built_by_name(tmp_path):
+    """Issue 22: the datasets a flow config may name come from a registry, not an allow-list, so a user's own dataset
+    (and transform) works in PackedFlowDataset without editing lightflow."""
+    import numpy as np
+    import pytest
+
+    from lightflow.data import FLOW_DATASETS, FLOW_TRANSFORMS, register_flow_dataset, register_flow_transform
+    from lightflow.engine import PackedFlowDataset
+
+    @register_flow_dataset
+    class MyPairs:
+        def __init__(self, value: float, transforms=None):
+            self.value, self.transforms = value, transforms
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            img = np.full((8, 8, 3), self.value + i, np.uint8)
+            return self.transforms(img, img, np.full((8, 8, 2), 1.5, np.float32), np.ones((8, 8), bool))
+
+    @register_flow_transform
+    class AddOne:
+        def __call__(self, img1, img2, flow, valid):
+            return img1 + 1, img2, flow, valid
+
+    try:
+        ds = PackedFlowDataset(dict(type='MyPairs', value=3), transforms=[dict(type='AddOne'), dict(type='ToTensor')])
+        item = ds[1]
+        assert float(item['inputs'][0].mean()) == 5.0 and float(item['inputs'][1].mean()) == 4.0
+        assert float(item['data_samples'].flow.mean()) == 1.5
+        with pytest.raises(ValueError, match=r"unknown dataset type 'Nope'; choose from \[.*'FlyingChairs'.*'MyPairs'"):
+            PackedFlowDataset(dict(type='Nope'))
+        with pytest.raises(ValueError, match="a flow dataset named 'MyPairs' is already registered"):
+            register_flow_dataset(type('MyPairs', (), {}))
+    finally:
+        FLOW_DATASETS.pop('MyPairs', None)
+        FLOW_TRANSFORMS.pop('AddOne', None)

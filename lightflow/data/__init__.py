@@ -2,6 +2,7 @@
 data (:mod:`.synthetic`: the Chairs-like pair renderer, its augmentation and datasets, and the synthetic VID set) and
 FGFA's motion IoU (:mod:`.motion_iou`), and the synthetic VID set's frame pairs with exact flow
 (:mod:`.vid_exact_pairs`)."""
+from .registry import FLOW_DATASETS, FLOW_TRANSFORMS, register_flow_dataset, register_flow_transform
 from .datasets import (FlowDataset, FlowPairList, FlowSample, FlyingChairs, KITTI2015, Sintel, parse_chairs_split,
                        sanitize_flow)
 from .synthetic import (PHOTO_NAMES, SyntheticBatch, SyntheticChairs, SyntheticFlowGenerator, SyntheticIndices,
@@ -16,4 +17,5 @@ __all__ = ['FlowDataset', 'FlowPairList', 'FlowSample', 'FlyingChairs', 'Sintel'
            'SyntheticIndices', 'photometric_augment', 'flip_flow_batch', 'export_chairs_layout', 'PHOTO_NAMES',
            'Compose', 'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
            'PhotometricJitter', 'Resize', 'ToTensor', 'affine_warp_sample', 'chairs_train_transforms',
-           'eval_transforms', 'SyntheticVIDExactPairs']
+           'eval_transforms', 'SyntheticVIDExactPairs', 'FLOW_DATASETS', 'FLOW_TRANSFORMS', 'register_flow_dataset',
+           'register_flow_transform']

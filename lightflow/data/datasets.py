@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 
 from ..io import UNKNOWN_FLOW_THRESH, read_flo, read_image, read_kitti_flow
 from .transforms import ToTensor
+from .registry import register_flow_dataset
 
 __all__ = ['FlowSample', 'FlowDataset', 'FlowPairList', 'FlyingChairs', 'Sintel', 'KITTI2015', 'parse_chairs_split',
            'sanitize_flow', 'CHAIRS_SPLIT_FILE']
@@ -102,6 +103,7 @@ class FlowDataset(Dataset):
         return f'{type(self).__name__}(num_samples={len(self)}, transforms={self.transforms!r})'
 
 
+@register_flow_dataset
 class FlowPairList(FlowDataset):
     """Explicit pairs ``[(img1, img2, flow_or_None), ...]``, e.g. Middlebury RubberWhale.
 
@@ -144,6 +146,7 @@ def parse_chairs_split(path: str | os.PathLike) -> list[int]:
     return values
 
 
+@register_flow_dataset
 class FlyingChairs(FlowDataset):
     """Flying Chairs (Dosovitskiy et al. 2015).
 
@@ -205,6 +208,7 @@ def _scene_pairs(image_dir: Path, flow_dir: Path | None) -> list[FlowSample]:
     return samples
 
 
+@register_flow_dataset
 class Sintel(FlowDataset):
     """MPI-Sintel (Butler et al. 2012): ``{training,test}/{clean,final}/<scene>/frame_XXXX.png`` and
     ``training/flow/<scene>/frame_XXXX.flo``. Test pairs have no ground truth (zero flow, all-invalid mask).
@@ -238,6 +242,7 @@ class Sintel(FlowDataset):
         self.root, self.split, self.pass_name = root, split, pass_name
 
 
+@register_flow_dataset
 class KITTI2015(FlowDataset):
     """KITTI 2015 flow (Menze & Geiger 2015): ``{training,testing}/image_2/XXXXXX_10.png``, ``_11.png`` and
     ``training/flow_occ/XXXXXX_10.png`` (sparse GT, read with :func:`lightflow.io.read_kitti_flow`).

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import torch
 
+from .registry import register_flow_transform
+
 __all__ = ['Compose', 'RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
            'PhotometricJitter', 'Resize', 'ToTensor', 'chairs_train_transforms', 'eval_transforms',
            'affine_warp_sample']
@@ -153,6 +155,7 @@ def affine_warp_sample(img1: np.ndarray, img2: np.ndarray, flow: np.ndarray, val
     return new_img1, new_img2, new_flow, new_valid
 
 
+@register_flow_transform
 class RandomAffine:
     """FlowNet-style geometric augmentation: a global affine on both frames plus a small relative affine on frame 2.
 
@@ -215,6 +218,7 @@ class RandomAffine:
                 f'relative_zoom={self.relative_zoom}, p={self.p})')
 
 
+@register_flow_transform
 class RandomHorizontalFlip:
     """Mirror both frames left-right with probability ``p``; u changes sign."""
 
@@ -231,6 +235,7 @@ class RandomHorizontalFlip:
         return f'{type(self).__name__}(p={self.p})'
 
 
+@register_flow_transform
 class RandomVerticalFlip:
     """Mirror both frames upside down with probability ``p``; v changes sign."""
 
@@ -260,6 +265,7 @@ def _crop(sample: Sample, top: int, left: int, size: tuple[int, int]) -> Sample:
     return tuple(a[top:top + h, left:left + w] for a in sample)
 
 
+@register_flow_transform
 class RandomCrop:
     """Crop the same random (H, W) window from both frames, the flow and the mask (flow values are unchanged)."""
 
@@ -277,6 +283,7 @@ class RandomCrop:
         return f'{type(self).__name__}(size={self.size})'
 
 
+@register_flow_transform
 class CenterCrop:
     """Crop the central (H, W) window."""
 
@@ -292,6 +299,7 @@ class CenterCrop:
         return f'{type(self).__name__}(size={self.size})'
 
 
+@register_flow_transform
 class Resize:
     """Resize to (H, W) (pixel-centre aligned); flow values are rescaled, validity resampled by nearest neighbour."""
 
@@ -319,6 +327,7 @@ _YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
 
 
+@register_flow_transform
 class PhotometricJitter:
     """Colour augmentation on both frames: brightness, contrast, saturation, hue, gamma, then additive noise.
 
@@ -387,6 +396,7 @@ class PhotometricJitter:
                 f'p={self.p}, asymmetric_prob={self.asymmetric_prob})')
 
 
+@register_flow_transform
 class ToTensor:
     """Last transform: numpy -> tensors (images float32 (3, H, W) 0..255, flow float32 (2, H, W), valid bool (H, W)).
 

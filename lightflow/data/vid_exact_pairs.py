@@ -23,6 +23,7 @@ from ..warp import resize_flow
 from .synthetic.vid_motion import exact_flow, scene_args, scene_in_set
 from .transforms import ToTensor
 from .video_pairs import resize_frame
+from .registry import register_flow_dataset
 
 __all__ = ['SyntheticVIDExactPairs', 'resize_valid']
 
@@ -41,6 +42,7 @@ def resize_valid(valid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return (covered > 1 - 1e-4).numpy()
 
 
+@register_flow_dataset
 class SyntheticVIDExactPairs(Dataset):
     """Frame pairs ``(t, key)`` of a synthetic VID set's split with the exact flow ``t -> key`` at a flow size.
 

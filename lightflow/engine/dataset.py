@@ -1,36 +1,32 @@
 """Config-built wrapper that turns a :mod:`lightflow.data` dataset into mmengine's ``dict(inputs, data_samples)``."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import torch
 from mmengine.structures import BaseDataElement
 from torch.utils.data import Dataset
 
 from .. import data as lf_data
+from ..data.registry import FLOW_DATASETS, FLOW_TRANSFORMS
 from .registry import DATASETS
 
-__all__ = ['PackedFlowDataset', 'FlowDataset', 'build_flow_transforms', 'DATASET_TYPES', 'TRANSFORM_PRESETS']
+__all__ = ['PackedFlowDataset', 'build_flow_transforms', 'TRANSFORM_PRESETS']
 
-# Datasets a config may name in ``dataset=dict(type=...)``.
-DATASET_TYPES = ('FlyingChairs', 'Sintel', 'KITTI2015', 'FlowPairList', 'SyntheticChairs', 'SyntheticVIDExactPairs')
 # Named transform recipes; ``dict(type='chairs_train', crop_size=(H, W))`` passes the kwargs on.
 TRANSFORM_PRESETS: dict[str, Callable[..., Callable]] = {
     'chairs_train': lf_data.chairs_train_transforms,
     'eval': lf_data.eval_transforms,
 }
-# Single transforms a config may list: ``transforms=[dict(type='RandomCrop', size=(64, 64)), dict(type='ToTensor')]``.
-_TRANSFORM_TYPES = ('RandomAffine', 'RandomHorizontalFlip', 'RandomVerticalFlip', 'RandomCrop', 'CenterCrop',
-                    'Resize', 'PhotometricJitter', 'ToTensor')
 
 
-def _pop_type(cfg: dict, what: str, allowed: tuple[str, ...]) -> tuple[str, dict]:
+def _pop_type(cfg: dict, what: str, known: Mapping[str, Callable]) -> tuple[str, dict]:
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise ValueError(f'{what} config must be a dict with a "type" key, got {cfg!r}')
     kwargs = dict(cfg)
     name = kwargs.pop('type')
-    if name not in allowed:
-        raise ValueError(f'unknown {what} type {name!r}; choose from {list(allowed)}')
+    if name not in known:
+        raise ValueError(f'unknown {what} type {name!r}; choose from {sorted(known)}')
     return name, kwargs
 
 
@@ -47,13 +43,13 @@ def build_flow_transforms(cfg: str | dict | list | None) -> Callable:
     if isinstance(cfg, str):
         cfg = dict(type=cfg)
     if isinstance(cfg, dict):
-        name, kwargs = _pop_type(cfg, 'transforms preset', tuple(TRANSFORM_PRESETS))
+        name, kwargs = _pop_type(cfg, 'transforms preset', TRANSFORM_PRESETS)
         return TRANSFORM_PRESETS[name](**kwargs)
     if isinstance(cfg, (list, tuple)):
         steps = []
         for step in cfg:
-            name, kwargs = _pop_type(step, 'transform', _TRANSFORM_TYPES)
-            steps.append(getattr(lf_data, name)(**kwargs))
+            name, kwargs = _pop_type(step, 'transform', FLOW_TRANSFORMS)
+            steps.append(FLOW_TRANSFORMS[name](**kwargs))
         if not steps or not isinstance(steps[-1], lf_data.ToTensor):
             names = [s.get('type') for s in cfg]
             raise ValueError(f'a transforms list must end with dict(type="ToTensor"), got {names}')
@@ -68,7 +64,7 @@ class PackedFlowDataset(Dataset):
     the file-index datasets it wraps.
 
     Args:
-        dataset: ``dict(type=<one of DATASET_TYPES>, **kwargs)``, e.g. ``dict(type='FlyingChairs',
+        dataset: ``dict(type=<a registered flow dataset>, **kwargs)`` (:mod:`lightflow.data.registry`), e.g. ``dict(type='FlyingChairs',
             root='data/FlyingChairs_release/', split='val')``.
         transforms: see :func:`build_flow_transforms`.
 
@@ -81,8 +77,8 @@ class PackedFlowDataset(Dataset):
     """
 
     def __init__(self, dataset: dict, transforms: str | dict | list | None = None) -> None:
-        name, kwargs = _pop_type(dataset, 'dataset', DATASET_TYPES)
-        self.dataset = getattr(lf_data, name)(transforms=build_flow_transforms(transforms), **kwargs)
+        name, kwargs = _pop_type(dataset, 'dataset', FLOW_DATASETS)
+        self.dataset = FLOW_DATASETS[name](transforms=build_flow_transforms(transforms), **kwargs)
         self._metainfo = dict(dataset_type=name, **{k: v for k, v in kwargs.items() if k in ('root', 'split', 'size')})
 
     @property

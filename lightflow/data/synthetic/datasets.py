@@ -15,6 +15,7 @@ from ...io import atomic_write, write_flo
 from ..datasets import CHAIRS_SPLIT_FILE
 from ..transforms import ToTensor
 from .render import SyntheticFlowGenerator
+from ..registry import register_flow_dataset
 
 __all__ = ['SyntheticChairs', 'SyntheticIndices', 'SyntheticSample', 'export_chairs_layout']
 
@@ -53,6 +54,7 @@ class SyntheticIndices(Dataset):
         return dict(synthetic_index=int(index))
 
 
+@register_flow_dataset
 class SyntheticChairs(Dataset):
     """Flying-Chairs-like pairs rendered on the fly with exact flow, one per item, on the CPU.
 
