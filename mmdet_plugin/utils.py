@@ -5,7 +5,10 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ['positive_integer']
+__all__ = ['KEY_FRAME_INTERVAL', 'positive_integer']
+
+# The paper's key-frame interval l (Section 3), the code's one default (configs: configs/vid/_base_/key_frames.py).
+KEY_FRAME_INTERVAL = 10
 
 
 def positive_integer(name: str, value: Any) -> int:

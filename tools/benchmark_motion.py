@@ -47,8 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--motions', nargs='+', default=list(DEFAULT_MOTIONS),
                         help='zero, dis_ultrafast, dis_fast, dis_medium, own (the checkpoint\'s Light Flow), shipped '
                              'Light Flow names or checkpoint paths')
-    parser.add_argument('--intervals', type=positive_int, nargs='+', default=[10],
-                        help='key frame every N frames (fixed schedule); the first also gives the error table')
+    parser.add_argument('--intervals', type=positive_int, nargs='+', default=None,
+                        help='key frame every N frames (fixed schedule); the first also gives the error table '
+                             '(default: the config\'s key-frame interval)')
     parser.add_argument('--max-videos', type=positive_int, help='photometric table: at most this many videos')
     parser.add_argument('--out-dir', help='where motion_benchmark.md / .png go (default: the work dir)')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from mmdet_plugin.motion_zoo import build_motion, check_motion_tokens, motion_label
 
     check_motion_tokens(args.motions, args.checkpoint is not None)
-    if 1 in args.intervals:
+    if args.intervals is not None and 1 in args.intervals:
         raise ValueError('--intervals: 1 has no non-key frames, so no motion is used; the single-frame result is '
                          'measured anyway as the reference')
     for name in ('work_dir', 'out_dir'):
@@ -260,6 +261,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                          'from it); use a propagation config such as configs/vid/dff_*.py')
     motion_cfg = dict(motion_cfg)
     preproc = cfg.model.data_preprocessor
+    if args.intervals is None:  # the config's schedule (what the detector was tested with), else the plugin default
+        from mmdet_plugin.utils import KEY_FRAME_INTERVAL
+
+        args.intervals = [int((cfg.model.get('test_cfg') or {}).get('key_frame_interval', KEY_FRAME_INTERVAL))]
     mean = torch.tensor(preproc['mean'], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(preproc['std'], dtype=torch.float32).view(1, 3, 1, 1)
     data = cfg.test_dataloader.dataset

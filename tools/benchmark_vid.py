@@ -39,9 +39,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--motion-statistic', default='mean',
                         help='motion policy: mean or p90 (90th percentile) of the flow magnitude, or p90_relative '
                              '(the 90th percentile of the flow minus its median: motion relative to the camera)')
-    parser.add_argument('--profile-interval', type=int, default=10,
+    parser.add_argument('--profile-interval', type=int, default=None,
                         help='one more run at this fixed interval, timing the parts of key and non-key frames '
-                             '(features, flow, warp, GRU, head, post-processing); 0 skips it')
+                             '(features, flow, warp, GRU, head, post-processing); 0 skips it (default: the '
+                             'config\'s key-frame interval)')
     parser.add_argument('--out-dir', help='where benchmark.md / benchmark.png go (default: the work dir)')
     parser.add_argument('--work-dir', help='where the test logs go (default: work_dirs/<config name>)')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parse_args(argv)
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f'{args.checkpoint}: no such checkpoint')
-    if args.profile_interval < 0:
+    if args.profile_interval is not None and args.profile_interval < 0:
         raise ValueError(f'--profile-interval must be >= 0 (0 skips the profile), got {args.profile_interval}')
     if min(args.intervals) < 1:
         raise ValueError(f'--intervals must be >= 1, got {args.intervals}')
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     # mmengine loads non-strictly: refuse a checkpoint of another model instead of timing random weights.
     load_fitting_checkpoint(unwrap_video_detector(runner.model), args.checkpoint, args.config)
     model = unwrap_video_detector(runner.model)
+    profile_interval = model.key_frame_interval if args.profile_interval is None else args.profile_interval
     if model.motion is None and any(row.get('key_frame_interval') != 1 for row, _ in runs):
         raise ValueError(f'{args.config} has no motion module: only --intervals 1 of --policies fixed is possible')
     progress = sys.stdout.isatty()  # quiet in logs and pipes: the table says it all
@@ -241,8 +243,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                   f'key fraction {r["key_frames"] / max(r["frames"], 1):.2f}', flush=True)
     title = f'{Path(args.config).stem} @ {Path(args.checkpoint).name}'
     table = markdown_table(rows, title)
-    if args.profile_interval > 0:
-        model.key_frame_policy = dict(type='fixed', key_frame_interval=args.profile_interval
+    if profile_interval > 0:
+        model.key_frame_policy = dict(type='fixed', key_frame_interval=profile_interval
                                       if model.motion is not None else 1)
         warm_up_motion(runner, model)
         with profiled_parts(model) as frames:

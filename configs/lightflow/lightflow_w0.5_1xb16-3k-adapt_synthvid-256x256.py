@@ -10,8 +10,8 @@ data_root = 'data/synthvid_adapt/'
 size = flow_size(224, 288, scale=1.0, divisor=64)  # (256, 256)
 train_transforms = [dict(type='RandomHorizontalFlip', p=0.5), dict(type='PhotometricJitter'), dict(type='ToTensor')]
 train_dataloader = dict(num_workers=2, dataset=dict(datasets=[
-    dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/train.json'], size=size, max_gap=9,
-         pairs_per_video=16, cache_dir='teacher_cache256', seed=0, transforms=train_transforms),
+    dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/train.json'], size=size,
+         max_gap=_base_.max_gap, pairs_per_video=16, cache_dir='teacher_cache256', seed=0, transforms=train_transforms),
     dict(type='PackedFlowDataset', dataset=dict(type='SyntheticChairs', num_samples=8192, size=size, seed=0, motion_scale=1.5),
          transforms=train_transforms),
 ]))

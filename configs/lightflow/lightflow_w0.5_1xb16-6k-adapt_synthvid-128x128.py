@@ -1,12 +1,12 @@
 # Label-free adaptation of the shipped Light Flow (lightflow_w0.5_synthetic) to the synthetic VID videos at the flow
 # size the synthvid detector configs run it at (224x288 frames, flow_scale 0.5, resized to the /64 grid: 128x128).
-# Frames only, no motion ground truth: each pair (t, t -/+ g), g in 1..9 (key interval 10), is labelled by OpenCV DIS
-# MEDIUM at the frames' full size where its forward-backward check agrees (lightflow.data.VideoPairs), plus UFlow's
-# census + edge-aware smoothness terms; a quarter of the pairs are generator pairs (exact flow), so the network
-# stays general. Run it with tools/adapt_flow.py (sources on the command line) or tools/train_flow.py with
-# data_root=<a make_synthetic_vid.py output>. Checkpoints are chosen by the teacher EPE on held-out videos of the
-# adaptation set's own val split, never on the detector's val videos.
-_base_ = ['_base_/schedules/adam_4e-4_finetune.py']
+# Frames only, no motion ground truth: each pair (t, t -/+ g), g in 1..l-1 (key interval l = 10), is labelled by OpenCV
+# DIS MEDIUM at the frames' full size where its forward-backward check agrees (lightflow.data.VideoPairs), plus UFlow's
+# census + edge-aware smoothness terms; a quarter of the pairs are generator pairs (exact flow), so the network stays
+# general. Run it with tools/adapt_flow.py (sources on the command line) or tools/train_flow.py with data_root=<a
+# make_synthetic_vid.py output>. Checkpoints are chosen by the teacher EPE on held-out videos of the adaptation set's
+# own val split, never on the detector's val videos.
+_base_ = ['_base_/schedules/adam_4e-4_finetune.py', '../vid/_base_/key_frames.py']
 from lightflow.sizes import flow_size  # noqa: E402  (after _base_, so mmengine reads this as a plain config)
 
 data_root = 'data/synthvid_adapt/'
@@ -14,6 +14,9 @@ data_root = 'data/synthvid_adapt/'
 # /64 grid (FrameMotion.flow_size) -> (128, 128).
 size = flow_size(224, 288, scale=0.5, divisor=64)
 cache_dir = 'teacher_cache'  # under data_root
+# A non-key frame is 1..l-1 frames from its key (l: the detectors' key-frame interval,
+# configs/vid/_base_/key_frames.py).
+max_gap = _base_.key_frame_interval - 1
 model = dict(type='LightFlowAdaptModel', width_mult=0.5, div_flow=20.0, pretrained='lightflow_w0.5_synthetic',
              photometric_weight=0.1, smooth_weight=0.5, data_preprocessor=dict(type='FlowDataPreprocessor'))
 train_transforms = [dict(type='RandomHorizontalFlip', p=0.5), dict(type='PhotometricJitter'), dict(type='ToTensor')]
@@ -26,8 +29,8 @@ train_dataloader = dict(
     dataset=dict(
         type='ConcatFlowDataset',
         datasets=[
-            dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/train.json'], size=size, max_gap=9,
-                 pairs_per_video=48, cache_dir=cache_dir, seed=0, transforms=train_transforms),
+            dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/train.json'], size=size,
+                 max_gap=max_gap, pairs_per_video=48, cache_dir=cache_dir, seed=0, transforms=train_transforms),
             dict(type='PackedFlowDataset', dataset=dict(type='SyntheticChairs', num_samples=8192, size=size, seed=0),
                  transforms=train_transforms),
         ]))
@@ -37,8 +40,8 @@ val_dataloader = dict(
     drop_last=False,
     sampler=dict(type='DefaultSampler', shuffle=False),
     collate_fn=dict(type='pseudo_collate'),
-    dataset=dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/val.json'], size=size, max_gap=9,
-                 pairs_per_video=96, cache_dir=cache_dir, seed=1, reverse_prob=0.0, transforms='eval'))
+    dataset=dict(type='VideoPairsDataset', data_root=data_root, sources=['annotations/val.json'], size=size,
+                 max_gap=max_gap, pairs_per_video=96, cache_dir=cache_dir, seed=1, reverse_prob=0.0, transforms='eval'))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='FlowMetric')
 test_evaluator = val_evaluator

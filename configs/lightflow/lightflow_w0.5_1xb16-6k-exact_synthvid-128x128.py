@@ -2,8 +2,8 @@
 # Flow on the detector's own videos"), at the flow size the synthvid detector configs run it at (224x288 frames,
 # flow_scale 0.5, resized to the /64 grid: 128x128). The teacher adaptation
 # (lightflow_w0.5_1xb16-6k-adapt_synthvid-128x128.py) with its DIS teacher swapped for the generator's flow: the same
-# start weights, schedule, size and generator pairs mixed in. Each pair is (frame t, key t - g), g in 1..9 (key interval
-# 10), read from the set's JPEGs; the target is the exact flow t -> key rebuilt from the scene
+# start weights, schedule, size and generator pairs mixed in. Each pair is (frame t, key t - g), g in 1..l-1
+# (key interval l = 10), read from the set's JPEGs; the target is the exact flow t -> key rebuilt from the scene
 # (lightflow.data.SyntheticVIDExactPairs), valid where the point of t is visible in the key. Loss: L1 on that flow
 # (the census and smoothness terms of the teacher recipe are off: nothing is missing from an exact target; turn them on
 # with --cfg-options model.photometric_weight=0.1 model.smooth_weight=0.5 to change the target alone). Checkpoints are
@@ -25,13 +25,13 @@ train_dataloader = dict(dataset=dict(datasets=[
     # generator pairs are ~30 % of the mix, as in the teacher adaptation.
     dict(type='PackedFlowDataset',
          dataset=dict(type='SyntheticVIDExactPairs', data_root=data_root, split='train', size=_base_.size,
-                      max_gap=9, pairs_per_video=1024, seed=0),
+                      max_gap=_base_.max_gap, pairs_per_video=1024, seed=0),
          transforms=_base_.train_transforms),
     _base_.train_dataloader.dataset.datasets[1],  # the generator pairs
 ]))
 val_dataloader = dict(dataset=dict(
     _delete_=True, type='PackedFlowDataset',
-    dataset=dict(type='SyntheticVIDExactPairs', data_root=val_data_root, split='val', size=_base_.size, max_gap=9,
-                 pairs_per_video=32, seed=1),
+    dataset=dict(type='SyntheticVIDExactPairs', data_root=val_data_root, split='val', size=_base_.size,
+                 max_gap=_base_.max_gap, pairs_per_video=32, seed=1),
     transforms='eval'))
 test_dataloader = val_dataloader

@@ -10,7 +10,7 @@ from mmcv.transforms import BaseTransform
 
 from mmdet.registry import TRANSFORMS
 
-from ..utils import positive_integer
+from ..utils import KEY_FRAME_INTERVAL, positive_integer
 
 __all__ = ['KeyFrameClipSample']
 
@@ -41,7 +41,8 @@ class KeyFrameClipSample(BaseTransform):
         random_interval: random spacing (paper's training) instead of the fixed test-time schedule.
     """
 
-    def __init__(self, num_key_frames: int = 2, key_frame_interval: int = 10, random_interval: bool = True) -> None:
+    def __init__(self, num_key_frames: int = 2, key_frame_interval: int = KEY_FRAME_INTERVAL,
+                 random_interval: bool = True) -> None:
         # Integers only: 2.7 would be truncated by the frame arithmetic, not refused.
         self.num_key_frames = positive_integer('KeyFrameClipSample.num_key_frames', num_key_frames)
         self.key_frame_interval = positive_integer('KeyFrameClipSample.key_frame_interval', key_frame_interval)

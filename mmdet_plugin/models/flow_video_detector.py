@@ -91,8 +91,9 @@ class FlowVideoDetector(BaseDetector):
             ``FlowGuidedGRU``, ``FlowGuidedWeightedAverage``); its ``max_chain`` restarts its state.
         warp: feature warping module config (``FlowWarp``).
         train_cfg: ``dict(grad_key_frames=None)``: backpropagate into the last N key frames only (None: all).
-        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))``; any policy of
-            ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion', threshold=PX)``).
+        test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))`` (the interval's default:
+            ``mmdet_plugin.utils.KEY_FRAME_INTERVAL``); any policy of ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion',
+            threshold=PX)``).
         data_preprocessor: usually ``dict(type='TrackDataPreprocessor', ...)``.
         init_cfg: mmengine init config.
     """
@@ -120,7 +121,7 @@ class FlowVideoDetector(BaseDetector):
                                                                                grad_keys)
         self._key: Optional[_KeyState] = None
         self.key_frame_policy = build_key_frame_policy(self.test_cfg.get('key_frame_policy'),
-                                                       self.test_cfg.get('key_frame_interval', 10))
+                                                       self.test_cfg.get('key_frame_interval'))  # None: default
         if self.aggregator is not None and self.motion is None:
             raise ValueError('an aggregator needs a motion module (flow between key frames)')
         # Bounded so that streaming an endless video keeps memory flat; summaries cover the latest frames.

@@ -26,7 +26,7 @@ import torch
 from mmengine.registry import Registry
 from torch import Tensor
 
-from ..utils import positive_integer
+from ..utils import KEY_FRAME_INTERVAL, positive_integer
 
 __all__ = ['KEY_FRAME_POLICIES', 'KeyFramePolicy', 'KeyFrameDecision', 'FixedInterval', 'MotionThreshold',
            'build_key_frame_policy', 'motion_statistic', 'policy_name']
@@ -53,7 +53,7 @@ class KeyFramePolicy:
     A video's first frame is always a key frame (the detector decides that before asking the policy).
     """
 
-    key_frame_interval: int = 10
+    key_frame_interval: int = KEY_FRAME_INTERVAL
     # Whether the policy can leave frames non-key (then the detector needs a motion module to warp).
     needs_motion: ClassVar[bool] = True
 

@@ -10,7 +10,7 @@ import torch
 from mmdet_plugin.models import FlowVideoDetector
 from mmdet_plugin.models.key_frame_policy import FixedInterval, MotionThreshold
 from tests.plugin.test_models import count_backbone_calls, frame_batch, video_detector
-from tests.plugin.test_vid_tools import CONFIG_DIR, _load_tool, _options, synth_root  # noqa: F401 (a fixture)
+from tests.plugin.test_vid_tools import CONFIG_DIR, _options, synth_root  # noqa: F401 (a fixture)
 
 HEIGHT, WIDTH = 64, 96  # input frames (already multiples of the preprocessor's pad_size_divisor 32)
 
@@ -213,17 +213,17 @@ DFF_CONFIG = CONFIG_DIR / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synt
 
 
 @pytest.fixture(scope='module')
-def trained_dff(synth_root, tmp_path_factory):
+def trained_dff(load_tool, synth_root, tmp_path_factory):
     """The synthetic DFF config trained for one tiny epoch (as tests/plugin/test_vid_tools.py does for every config)."""
     config = DFF_CONFIG
     work_dir = tmp_path_factory.mktemp('dff_policy')
-    _load_tool('train_vid').main([str(config), '--work-dir', str(work_dir), *_options(synth_root)])
+    load_tool('train_vid').main([str(config), '--work-dir', str(work_dir), *_options(synth_root)])
     return config, work_dir / 'epoch_1.pth', work_dir
 
 
 @pytest.mark.slow  # ~28 s (setup 15 s + call 12 s on 2 cores)
-def test_benchmark_sweeps_fixed_and_motion_policies(trained_dff, synth_root, tmp_path, capsys):
-    benchmark = _load_tool('benchmark_vid')
+def test_benchmark_sweeps_fixed_and_motion_policies(load_tool, trained_dff, synth_root, tmp_path, capsys):
+    benchmark = load_tool('benchmark_vid')
     config, ckpt, work_dir = trained_dff
     rows = benchmark.main([str(config), str(ckpt), '--intervals', '1', '3', '--policies', 'fixed', 'motion',
                            '--motion-thresholds', '0.5', '--max-interval', '3', '--out-dir', str(tmp_path),
@@ -267,11 +267,11 @@ def test_benchmark_sweeps_fixed_and_motion_policies(trained_dff, synth_root, tmp
     (['--policies', 'adaptive'], "--policies: 'adaptive' is not a registered key-frame policy"),
     (['--policies', 'motion', '--motion-statistic', 'median'], "--motion-statistic: .*statistic must be one of"),
 ])
-def test_benchmark_policy_options_are_checked(args, message, tmp_path):
+def test_benchmark_policy_options_are_checked(load_tool, args, message, tmp_path):
     checkpoint = tmp_path / 'any.pth'
     checkpoint.write_bytes(b'')
     with pytest.raises((ValueError, SystemExit), match=message):
-        _load_tool('benchmark_vid').main([str(DFF_CONFIG), str(checkpoint), *args])
+        load_tool('benchmark_vid').main([str(DFF_CONFIG), str(checkpoint), *args])
 
 
 # ---------------------------------------------------------------- timing lives in the tools

@@ -17,7 +17,7 @@ from mmengine.config import Config
 from lightflow.frames import iter_frames
 from tests.plugin.test_key_frame_policy import run_frames, stub_flow
 from tests.plugin.test_models import video_detector
-from tests.plugin.test_vid_tools import CONFIG_DIR, REPO, _load_tool
+from tests.plugin.test_vid_tools import CONFIG_DIR, REPO
 
 DFF_CONFIG = CONFIG_DIR / 'dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-6e_synthvid.py'
 
@@ -39,7 +39,7 @@ def vid_inputs(tmp_path) -> dict:
 
 
 @pytest.mark.parametrize('target', ['checkpoint', 'checkpoint_symlink', 'config', 'annotation_symlink', 'frames'])
-def test_test_vid_refuses_an_out_that_is_an_input(vid_inputs, tmp_path, target):
+def test_test_vid_refuses_an_out_that_is_an_input(load_tool, vid_inputs, tmp_path, target):
     checkpoint, annotation = vid_inputs['checkpoint'], vid_inputs['annotation']
     config = tmp_path / 'config_copy.py'
     config.write_text(DFF_CONFIG.read_text().replace("'./_base_/", f"'{CONFIG_DIR}/_base_/"))
@@ -49,12 +49,12 @@ def test_test_vid_refuses_an_out_that_is_an_input(vid_inputs, tmp_path, target):
         out.symlink_to(checkpoint if target.startswith('checkpoint') else annotation)
     before = {p: md5(p) for p in (checkpoint, config, annotation)}
     with pytest.raises(ValueError, match=rf'^--out {out}: would overwrite the input '):
-        _load_tool('test_vid').main([str(config), str(checkpoint), '--out', str(out), '--work-dir', str(tmp_path / 'w'),
+        load_tool('test_vid').main([str(config), str(checkpoint), '--out', str(out), '--work-dir', str(tmp_path / 'w'),
                                      '--cfg-options', f'data_root={vid_inputs["root"]}/'])
     assert {p: md5(p) for p in before} == before
 
 
-def test_test_vid_refuses_an_out_that_is_a_base_config(vid_inputs, tmp_path):
+def test_test_vid_refuses_an_out_that_is_a_base_config(load_tool, vid_inputs, tmp_path):
     """Issue 22 (low): --out naming a ``_base_`` file of the config (two levels up here) replaced it, changing every
     config built on it."""
     base = tmp_path / 'base.py'
@@ -65,7 +65,7 @@ def test_test_vid_refuses_an_out_that_is_a_base_config(vid_inputs, tmp_path):
     config.write_text("_base_ = '../middle.py'\n")
     before = md5(base)
     with pytest.raises(ValueError, match=rf'^--out {base}: would overwrite the input config '):
-        _load_tool('test_vid').main([str(config), str(vid_inputs['checkpoint']), '--out', str(base), '--work-dir',
+        load_tool('test_vid').main([str(config), str(vid_inputs['checkpoint']), '--out', str(base), '--work-dir',
                                      str(tmp_path / 'w'), '--cfg-options', f'data_root={vid_inputs["root"]}/'])
     assert md5(base) == before
 
@@ -80,14 +80,14 @@ def test_metrics_json_holds_null_not_nan(tmp_path):
                                 'policy': dict(threshold=None, statistic='mean')}
 
 
-def test_benchmark_refuses_an_out_dir_whose_outputs_are_inputs(vid_inputs, tmp_path):
+def test_benchmark_refuses_an_out_dir_whose_outputs_are_inputs(load_tool, vid_inputs, tmp_path):
     """--out-dir where benchmark.md is a symlink to the checkpoint: refused, the checkpoint unchanged."""
     out_dir = tmp_path / 'bench'
     out_dir.mkdir()
     (out_dir / 'benchmark.md').symlink_to(vid_inputs['checkpoint'])
     before = md5(vid_inputs['checkpoint'])
     with pytest.raises(ValueError, match=r'^--out-dir .*benchmark\.md: would overwrite the input checkpoint'):
-        _load_tool('benchmark_vid').main([str(DFF_CONFIG), str(vid_inputs['checkpoint']), '--out-dir', str(out_dir),
+        load_tool('benchmark_vid').main([str(DFF_CONFIG), str(vid_inputs['checkpoint']), '--out-dir', str(out_dir),
                                           '--cfg-options', f'data_root={vid_inputs["root"]}/'])
     assert md5(vid_inputs['checkpoint']) == before
 
@@ -143,7 +143,7 @@ def test_a_registered_policy_is_picked_from_a_config():
         KEY_FRAME_POLICIES.module_dict.pop('EveryThird', None)
 
 
-def test_test_vid_takes_a_policy_from_the_command_line(vid_inputs, tmp_path):
+def test_test_vid_takes_a_policy_from_the_command_line(load_tool, vid_inputs, tmp_path):
     from mmdet_plugin.apis import policy_from_option
 
     assert policy_from_option(['motion', 'threshold=4', 'statistic=p90']) == dict(type='motion', threshold=4,
@@ -152,7 +152,7 @@ def test_test_vid_takes_a_policy_from_the_command_line(vid_inputs, tmp_path):
                                          r"threshold must be > 0, got -1$"):
         policy_from_option(['motion', 'threshold=-1'])
     with pytest.raises(ValueError, match=r"^--key-frame-policy adaptive: .*type must be one of"):
-        _load_tool('test_vid').main([str(DFF_CONFIG), str(vid_inputs['checkpoint']),
+        load_tool('test_vid').main([str(DFF_CONFIG), str(vid_inputs['checkpoint']),
                                      '--key-frame-policy', 'adaptive'])
 
 
@@ -183,8 +183,8 @@ def demo_inputs(tmp_path) -> dict:
     ('out', r'not a video file name'),
     ('det.pth', r'would overwrite the input checkpoint'),
 ])
-def test_demo_video_out_is_checked_in_one_line(demo_inputs, tmp_path, out, message):
-    demo = _load_tool('demo_video')
+def test_demo_video_out_is_checked_in_one_line(load_tool, demo_inputs, tmp_path, out, message):
+    demo = load_tool('demo_video')
     before = md5(demo_inputs['checkpoint'])
     with pytest.raises(ValueError, match=rf'^--out .*{out}: .*{message}'):
         demo.main([str(DFF_CONFIG), str(demo_inputs['checkpoint']), str(demo_inputs['frames']),
@@ -202,7 +202,7 @@ def test_a_text_file_named_mp4_gives_a_short_error(tmp_path):
     assert len(message) < 250 and 'ffmpeg version' not in message and 'configuration:' not in message
 
 
-def test_checkpoint_without_dataset_meta_takes_the_config_classes(tmp_path):
+def test_checkpoint_without_dataset_meta_takes_the_config_classes(load_tool, tmp_path):
     """A 6-class synthetic-VID checkpoint that names no classes is drawn with the config's names, not COCO's."""
     from mmengine.registry import init_default_scope
 
@@ -213,7 +213,7 @@ def test_checkpoint_without_dataset_meta_takes_the_config_classes(tmp_path):
     cfg = Config.fromfile(str(config))
     checkpoint = tmp_path / 'no_meta.pth'
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), checkpoint)
-    model = _load_tool('demo_video')._load_detector(str(config), str(checkpoint), 'cpu')
+    model = load_tool('demo_video')._load_detector(str(config), str(checkpoint), 'cpu')
     assert tuple(model.dataset_meta['classes']) == ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
 
 
