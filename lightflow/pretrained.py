@@ -21,8 +21,8 @@ from .checkpoint import lightflow_config, load_lightflow_checkpoint
 from .io import atomic_write
 from .models.lightflow import LightFlow, LightFlowConfig, build_lightflow
 
-__all__ = ['PRETRAINED', 'WEIGHTS_DIR', 'list_pretrained', 'load_pretrained', 'resolve_weights', 'save_pretrained',
-           'file_sha256']
+__all__ = ['PRETRAINED', 'WEIGHTS_DIR', 'list_pretrained', 'load_flow_model', 'load_pretrained', 'resolve_weights',
+           'save_pretrained', 'file_sha256']
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
@@ -103,6 +103,23 @@ def load_pretrained(name: str, map_location: str | torch.device = 'cpu') -> Ligh
     if expected is not None and _as_config(expected) != _as_config(lightflow_config(model)):
         raise ValueError(f'{path}: holds a Light Flow {lightflow_config(model)}, but pretrained {name!r} is '
                          f'registered as {expected}')
+    return model
+
+
+def load_flow_model(source: str | os.PathLike, width: float | None = None,
+                    map_location: str | torch.device = 'cpu') -> LightFlow:
+    """The one loader of the flow tools: a shipped pretrained name (sha256 checked) or a checkpoint path of any
+    layout (raw, ``tools/train_flow.py``, shipped; see :func:`lightflow.checkpoint.load_lightflow_checkpoint`), in eval
+    mode on ``map_location``.
+
+    Args:
+        width: the ``width_mult`` the caller expects (None: any); another one is a ``ValueError`` naming both.
+    """
+    path = resolve_weights(source)
+    model = load_lightflow_checkpoint(path, map_location=map_location)
+    if width is not None and abs(model.width_mult - width) > 1e-6:
+        raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={model.width_mult:g}, '
+                         f'but width {width:g} was asked for')
     return model
 
 

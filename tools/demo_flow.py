@@ -48,29 +48,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def load_model(source: str, width: float | None, device: str):
-    """The LightFlow named by a checkpoint, a shipped pretrained name or a config, checked against ``--width``."""
-    from lightflow.checkpoint import load_lightflow_checkpoint
-    from lightflow.pretrained import resolve_weights
+    """The LightFlow named by a checkpoint, a shipped pretrained name (:func:`lightflow.pretrained.load_flow_model`)
+    or a config (its ``model.pretrained`` / ``load_from``), checked against ``--width``."""
+    from lightflow.pretrained import load_flow_model
 
-    path = resolve_weights(source)
-    expected = width
-    if path.suffix == '.py':
+    if str(source).endswith('.py') and Path(source).is_file():
         from mmengine.config import Config
 
-        cfg = Config.fromfile(str(path))
+        cfg = Config.fromfile(str(source))
         ckpt = cfg.model.get('pretrained') or cfg.get('load_from')
         if not ckpt:
-            raise ValueError(f'{path}: the config names no checkpoint (model.pretrained or load_from); pass a '
+            raise ValueError(f'{source}: the config names no checkpoint (model.pretrained or load_from); pass a '
                              'checkpoint instead (random weights give meaningless flow)')
         cfg_width = float(cfg.model.get('width_mult', 1.0))
-        if expected is not None and abs(expected - cfg_width) > 1e-6:
-            raise ValueError(f'--width {expected:g} disagrees with {path} (model.width_mult={cfg_width:g})')
-        expected, path = cfg_width, resolve_weights(ckpt)
-    model = load_lightflow_checkpoint(path, map_location=device)
-    if expected is not None and abs(model.width_mult - expected) > 1e-6:
-        raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={model.width_mult:g}, '
-                         f'but width {expected:g} was asked for')
-    return model
+        if width is not None and abs(width - cfg_width) > 1e-6:
+            raise ValueError(f'--width {width:g} disagrees with {source} (model.width_mult={cfg_width:g})')
+        source, width = ckpt, cfg_width
+    return load_flow_model(source, width, device)
 
 
 def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:

@@ -84,24 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # Methods
 
 
-def _checkpoint_loader():
-    try:  # pure-torch loader (newer layout); older trees only have the mmengine package's
-        from lightflow.checkpoint import load_lightflow_checkpoint
-    except ImportError:
-        from lightflow.engine import load_lightflow_checkpoint
-    return load_lightflow_checkpoint
-
-
 def load_model(source: str):
-    """A LightFlow from a checkpoint path, or from a pretrained name if ``lightflow.pretrained`` can resolve it."""
-    path = Path(source)
-    if not path.is_file():
-        try:
-            from lightflow.pretrained import resolve_weights
-        except ImportError:
-            raise FileNotFoundError(f'{path}: no such checkpoint') from None
-        path = Path(resolve_weights(source))
-    return _checkpoint_loader()(path)
+    """A LightFlow from a checkpoint path or a shipped pretrained name (the flow tools' one loader)."""
+    from lightflow.pretrained import load_flow_model
+
+    return load_flow_model(source)
 
 
 def baseline_methods() -> dict[str, Callable]:
@@ -256,9 +243,9 @@ def list_checkpoints(work_dirs: list[str], pairs_per_iter: list[int], pairs_offs
 
 
 def evaluate_curve(args: argparse.Namespace, pairs: list, out: Path) -> list[dict]:
+    from lightflow.checkpoint import load_lightflow_checkpoint
     from lightflow.evaluation import epe_table, model_flow
 
-    load_lightflow_checkpoint = _checkpoint_loader()
     baselines = {k: v for k, v in baseline_methods().items() if k in ('zero flow', 'DIS fast', 'DIS medium')}
     reference = {name: row['mean'] for name, row in epe_table(baselines, pairs).items()}
     rows = list_checkpoints(args.curve, args.pairs_per_iter, args.pairs_offset)
