@@ -45,6 +45,7 @@ def test_train_then_test_on_synthetic(load_tool, trained, tmp_path):
     assert np.isfinite(metrics['EPE']) and 0 <= metrics['1px'] <= metrics['3px'] <= metrics['5px'] <= 1
 
 
+@pytest.mark.slow  # ~24 s: the Chairs-config test on the real samples
 def test_test_flow_on_chairs_mini(load_tool, trained, tmp_path, shared_data):
     root = shared_data / 'FlyingChairs_mini'
     metrics = load_tool('test_flow').main([str(CHAIRS_W05_CFG), str(trained), '--work-dir', str(tmp_path),

@@ -148,6 +148,7 @@ _TINY = ['train_dataloader.batch_size=2', 'train_dataloader.dataset.dataset.size
          'default_hooks.checkpoint.interval=2']
 
 
+@pytest.mark.slow  # ~13 s: two short trainings
 def test_train_flow_resume_in_a_copy_of_a_work_dir_leaves_the_original_alone(tmp_path, load_tool):
     tiny = _TINY
     original, copy = tmp_path / 'W', tmp_path / 'W2'
@@ -171,7 +172,6 @@ def _logged_lr(work_dir: Path) -> dict[int, float]:
     return {row['iter']: row['lr'] for row in rows if 'lr' in row}
 
 
-@pytest.mark.slow  # ~15 s: three short trainings
 def test_resume_with_a_longer_schedule_follows_the_new_schedule(tmp_path, load_tool):
     tool = load_tool('train_flow')
     every_iter = [*_TINY, 'default_hooks.logger.interval=1', 'log_processor.window_size=1', 'param_scheduler.0.end=2']
