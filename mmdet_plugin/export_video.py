@@ -37,6 +37,7 @@ from .export import NonKeyStep
 from .models.flow_video_detector import FlowVideoDetector
 
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'KeyFeatStep', 'HeadStep', 'GruInitStep', 'GruStep', 'export_video_detector',
+           'export_trained_detector', 'find_resize_scale',
            'video_manifest']
 
 FORMAT, FORMAT_VERSION = 'lightflow-video-detector', 1
@@ -216,3 +217,59 @@ def export_video_detector(detector: FlowVideoDetector, out_dir: str | os.PathLik
     with atomic_write(out_dir / 'manifest.json', 'w') as f:
         json.dump(manifest, f, indent=1)
     return manifest
+
+
+def find_resize_scale(pipeline: Any) -> Optional[tuple[int, int]]:
+    """The (w, h) scale of the first ``Resize`` in a (nested) test pipeline; None if there is none."""
+    if isinstance(pipeline, dict):
+        if pipeline.get('type') == 'Resize':
+            if not pipeline.get('keep_ratio', False):
+                raise ValueError('the test pipeline\'s Resize has keep_ratio=False; the runtime resizes as '
+                                 'keep_ratio=True only')
+            scale = pipeline.get('scale')
+            return (int(scale[0]), int(scale[1])) if scale is not None else None
+        pipeline = list(pipeline.values())
+    if isinstance(pipeline, (list, tuple)):
+        for item in pipeline:
+            found = find_resize_scale(item)
+            if found is not None:
+                return found
+    return None
+
+
+def export_trained_detector(config: str, checkpoint: str, out: str | os.PathLike,
+                            frame_size: Optional[tuple[int, int]] = None, cfg_options: Optional[dict] = None) -> dict:
+    """:func:`export_video_detector` for a trained detector given as config + checkpoint (``export_video_detector.py``
+    and ``benchmark_deploy.py``): the weights checked against the config's model
+    (:func:`lightflow.cli.load_fitting_checkpoint`), the frame size from the test pipeline's ``Resize`` unless given
+    ((H, W)), the class names from the checkpoint's ``meta`` or the config.
+
+    Returns:
+        the manifest written to ``out``.
+    """
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from lightflow.cli import load_fitting_checkpoint
+    from lightflow.engine.config import load_config
+
+    cfg = load_config(config, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    if not isinstance(model, FlowVideoDetector):
+        raise ValueError(f'{config}: model is a {type(model).__name__}, not a FlowVideoDetector')
+    ckpt = load_fitting_checkpoint(model, checkpoint, config)
+    state = ckpt.get('state_dict', ckpt)
+    model.load_state_dict({k.removeprefix('module.'): v for k, v in state.items()}, strict=False)
+    model.eval()
+    pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
+    scale = find_resize_scale(pipeline)
+    if frame_size is None:
+        if scale is None:
+            raise ValueError(f'{config}: the test pipeline has no Resize; give --frame-size H W')
+        frame_size = (min(scale), max(scale)) if scale[0] >= scale[1] else (max(scale), min(scale))
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    classes = (meta.get('dataset_meta') or {}).get('classes') \
+        or cfg.get('test_dataloader', {}).get('dataset', {}).get('metainfo', {}).get('classes') \
+        or [str(i) for i in range(model.detector.bbox_head.num_classes)]
+    return export_video_detector(model, out, tuple(frame_size), list(classes), resize_scale=scale)

@@ -14,7 +14,6 @@ decode + NMS; medians). Writes DIR/benchmark_deploy.md atomically and prints it.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
 import sys
@@ -26,8 +25,6 @@ import numpy as np
 
 from lightflow.cli import (ArgumentParser, check_not_an_input, check_output_dir, load_fitting_checkpoint,
                            positive_float, positive_int, run_main)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,13 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _tool(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', REPO / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _options(items: list[str]) -> dict:
     from mmengine.config import DictAction
     out = {}
@@ -88,18 +78,6 @@ def ground_truth(cfg: Any) -> tuple[Path, dict[int, dict], list[str]]:
             frames[int(img['img_id'])] = img
     ds = cfg.test_dataloader.dataset
     return Path(ds.data_root) / ds.ann_file, frames, list(dataset.metainfo['classes'])
-
-
-def vid_map(records: list[tuple[dict, Any]], classes: list[str]) -> float:
-    """mAP@50 (%) of per-frame runtime detections with VIDMotionMetric's computation."""
-    from mmdet_plugin.evaluation.vid_metric import VIDMotionMetric
-    metric = VIDMotionMetric()
-    metric.dataset_meta = {'classes': classes}
-    results = [metric._frame_result(dict(video_id=info['video_id'], frame_id=info['frame_id'],
-                                         instances=info['instances'],
-                                         pred_instances=dict(bboxes=d.boxes, scores=d.scores, labels=d.labels)))
-               for info, d in records]
-    return 100 * metric.compute_metrics(results)['mAP']
 
 
 def _cpu_name() -> str:
@@ -127,6 +105,7 @@ def run_runtime(graphs: dict[str, Path], videos: list[list[dict]], runs: list, t
     import cv2
 
     from lightflow_deploy import VideoDetectorRuntime
+    from mmdet_plugin.evaluation.vid_metric import vid_map
     rts = {(name, t): VideoDetectorRuntime(folder, threads=t) for name, folder in graphs.items() for t in threads}
     jobs = [(i, t) for i in range(len(runs)) for t in threads]
     stats = {job: dict(video_ms=[], key_ms=[], nonkey_ms=[], keys=0, frames=0, records=[]) for job in jobs}
@@ -237,8 +216,9 @@ def part_graphs(config: str, ckpt: str, options: dict, folder: Path) -> dict[str
             n = len(args) // 2
             return tuple(self.aggregator(tuple(args[:n]), tuple(args[n:])))
 
-    manifest = _tool('export_video_detector')
-    size = manifest.find_resize_scale(cfg.test_dataloader.dataset.pipeline)
+    from mmdet_plugin.export_video import find_resize_scale
+
+    size = find_resize_scale(cfg.test_dataloader.dataset.pipeline)
     div = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1))
     img = torch.zeros(1, 3, -(-size[1] // div) * div, -(-size[0] // div) * div)
     with torch.no_grad():
@@ -353,19 +333,18 @@ def main(argv: list[str] | None = None) -> str:
     from lightflow.frames import read_cocovid
     from lightflow.io import atomic_write
     import mmdet_plugin  # noqa: F401
+    from mmdet_plugin.export_video import export_trained_detector
     options = _options(args.cfg_options)
     cfg = load_config(args.config, options)
     if cfg.model.get('motion', None) is None:
         raise ValueError(f'{args.config}: no motion module; give the video detector config first')
     ann, gt, classes = ground_truth(cfg)
     videos = list(read_cocovid(ann)[0].values())[:args.max_videos]
-    export = _tool('export_video_detector').main
-    extra = ['--cfg-options', *args.cfg_options] if args.cfg_options else []
     graphs = {'video': out_dir / 'graphs_video'}
-    export([args.config, args.checkpoint, '--out', str(graphs['video']), *extra])
+    export_trained_detector(args.config, args.checkpoint, graphs['video'], cfg_options=options)
     if args.single_config:
         graphs['single'] = out_dir / 'graphs_single'
-        export([args.single_config, args.single_ckpt, '--out', str(graphs['single']), *extra])
+        export_trained_detector(args.single_config, args.single_ckpt, graphs['single'], cfg_options=options)
     parts = part_graphs(args.config, args.checkpoint, options, out_dir / 'graphs_parts')
     runs = settings(args, 'single' in graphs)
     rows = run_runtime(graphs, videos, runs, args.threads, gt, classes)

@@ -21,7 +21,7 @@ from mmdet.registry import METRICS
 
 from lightflow.data.motion_iou import box_iou, motion_ious, speed_of
 
-__all__ = ['VIDMotionMetric', 'box_iou', 'motion_ious', 'speed_of']
+__all__ = ['VIDMotionMetric', 'box_iou', 'motion_ious', 'speed_of', 'vid_map']
 
 
 def _get(sample: Any, key: str, default: Any = None) -> Any:
@@ -183,3 +183,21 @@ class VIDMotionMetric(BaseVideoMetric):
         logger.info('VID mAP@%.2f: ' % self.iou_thr + ', '.join(
             f'{k}={v:.4f} ({counts[k]} gts)' for k, v in metrics.items()))
         return metrics
+
+
+def vid_map(records: Sequence[tuple[dict, Any]], classes: Sequence[str]) -> float:
+    """mAP@50 (%) of per-frame detections from outside mmdet (the deployed runtime's), computed as
+    :class:`VIDMotionMetric` computes it.
+
+    Args:
+        records: ``(frame info, detections)`` per frame: the dataset's frame info (``video_id``, ``frame_id``,
+            ``instances``) and an object with ``boxes`` (N, 4) xyxy, ``scores`` (N,), ``labels`` (N,).
+        classes: the class names, in label order.
+    """
+    metric = VIDMotionMetric()
+    metric.dataset_meta = {'classes': list(classes)}
+    results = [metric._frame_result(dict(video_id=info['video_id'], frame_id=info['frame_id'],
+                                         instances=info['instances'],
+                                         pred_instances=dict(bboxes=d.boxes, scores=d.scores, labels=d.labels)))
+               for info, d in records]
+    return 100 * metric.compute_metrics(results)['mAP']

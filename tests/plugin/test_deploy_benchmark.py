@@ -1,4 +1,5 @@
-"""tools/benchmark_deploy.py: the runtime's detections scored as VIDMotionMetric scores them, the report's ratios."""
+"""The runtime's detections scored as VIDMotionMetric scores them (``vid_metric.vid_map``), and
+tools/benchmark_deploy.py's report ratios."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from lightflow_deploy import Detections
+from mmdet_plugin.evaluation.vid_metric import vid_map
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,16 +24,16 @@ def _frames(n: int = 12) -> list[dict]:
                                                          instance_id=7, ignore_flag=0)]) for i in range(n)]
 
 
-def test_vid_map_scores_runtime_detections(tool):
+def test_vid_map_scores_runtime_detections():
     frames = _frames()
     exact = [(f, Detections(np.asarray([f['instances'][0]['bbox']], np.float32), np.asarray([0.9], np.float32),
                             np.asarray([1]))) for f in frames]
-    assert tool.vid_map(exact, ['a', 'b']) == pytest.approx(100.0)
+    assert vid_map(exact, ['a', 'b']) == pytest.approx(100.0)
     # Half of the frames detected with the wrong class: recall 1/2, precision 1/2 at the top -> AP 50 (VOC area).
     half = [(f, Detections(d.boxes, d.scores, np.asarray([1 if i % 2 else 0]))) for i, (f, d) in enumerate(exact)]
-    assert tool.vid_map(half, ['a', 'b']) == pytest.approx(50.0, abs=1.0)
+    assert vid_map(half, ['a', 'b']) == pytest.approx(50.0, abs=1.0)
     shifted = [(f, Detections(d.boxes + 30, d.scores, d.labels)) for f, d in exact]  # IoU < 0.5 everywhere
-    assert tool.vid_map(shifted, ['a', 'b']) == pytest.approx(0.0)
+    assert vid_map(shifted, ['a', 'b']) == pytest.approx(0.0)
 
 
 def test_report_ratio_to_the_single_frame_detector(tool):
