@@ -242,9 +242,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from mmdet_plugin.motion_zoo import build_motion, check_motion_tokens, motion_label
 
     check_motion_tokens(args.motions, args.checkpoint is not None)
-    if args.intervals is not None and 1 in args.intervals:
-        raise ValueError('--intervals: 1 has no non-key frames, so no motion is used; the single-frame result is '
-                         'measured anyway as the reference')
     for name in ('work_dir', 'out_dir'):
         if getattr(args, name) is not None:
             check_output_dir(getattr(args, name), '--' + name.replace('_', '-'))
@@ -265,6 +262,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         from mmdet_plugin.utils import KEY_FRAME_INTERVAL
 
         args.intervals = [int((cfg.model.get('test_cfg') or {}).get('key_frame_interval', KEY_FRAME_INTERVAL))]
+    if 1 in args.intervals:
+        raise ValueError('--intervals: 1 has no non-key frames, so no motion is used; the single-frame result is '
+                         'measured anyway as the reference')
     mean = torch.tensor(preproc['mean'], dtype=torch.float32).view(1, 3, 1, 1)
     std = torch.tensor(preproc['std'], dtype=torch.float32).view(1, 3, 1, 1)
     data = cfg.test_dataloader.dataset
