@@ -37,8 +37,7 @@ from .export import NonKeyStep
 from .models.flow_video_detector import FlowVideoDetector
 
 __all__ = ['FORMAT', 'FORMAT_VERSION', 'KeyFeatStep', 'HeadStep', 'GruInitStep', 'GruStep', 'export_video_detector',
-           'export_trained_detector', 'find_resize_scale',
-           'video_manifest']
+           'export_trained_detector', 'find_resize_scale', 'video_manifest']
 
 FORMAT, FORMAT_VERSION = 'lightflow-video-detector', 1
 

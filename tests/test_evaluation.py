@@ -138,8 +138,8 @@ def test_tool_curve(load_tool, tiny_checkpoint, shared_data, tmp_path):
         os.utime(path, (1e9 - age, 1e9 - age))
     (work / 'best_EPE_iter_10.pth').write_bytes(b'not a checkpoint')  # not an iter_*.pth: ignored
     out = tmp_path / 'out'
-    result = load_tool('eval_real_flow').main(['--curve', str(work), '--pairs-per-iter', '4', '--data', str(shared_data),
-                           '--out-dir', str(out), *THREADS])
+    result = load_tool('eval_real_flow').main(['--curve', str(work), '--pairs-per-iter', '4',
+                                               '--data', str(shared_data), '--out-dir', str(out), *THREADS])
     with open(out / 'curve.csv') as f:
         rows = list(csv.DictReader(f))
     assert [(int(r['iteration']), int(r['pairs_seen']), float(r['wall_s'])) for r in rows] == [(2, 8, 0.0),

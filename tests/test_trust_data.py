@@ -202,7 +202,8 @@ def test_convert_works_on_the_fixture(convert, ilsvrc, tmp_path, capsys):
 def test_empty_train_split_is_an_error(convert, ilsvrc, tmp_path, capsys):
     listing = ilsvrc / 'ImageSets' / 'VID' / 'train_1.txt'
     listing.write_text('\n')
-    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (1, [f"error: {listing}: VID split 'train' lists no videos"])
+    assert _convert(convert, capsys, ilsvrc, tmp_path / 'o') == (
+        1, [f"error: {listing}: VID split 'train' lists no videos"])
     assert not (tmp_path / 'o').exists()
 
 

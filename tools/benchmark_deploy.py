@@ -3,14 +3,13 @@
     PYTHONPATH=. python tools/benchmark_deploy.py CONFIG CKPT [--single-config C --single-ckpt K]
         --intervals 1 5 10 20 [--policies fixed motion] [--threads 1 2] --out-dir DIR --cfg-options data_root=...
 
-Exports both detectors (tools/export_video_detector.py; the single-frame one, ``motion=None``, as key_feats + head)
-into DIR/graphs_*, runs them in ``lightflow_deploy`` (ONNX Runtime) on the config's val set (CocoVID json, frames read
-with ``lightflow.frames.read_cocovid``), interleaved: video by video, every (threads, detector, policy) setting in a rotating order.
-Reports ms / frame (the median over videos of each video's mean), fps, key / non-key ms (medians), mAP@50 of the
-runtime's detections (``VIDMotionMetric`` on the dataset's own annotations), the same detector in PyTorch
-(``run_video_test``: mAP, ms inside ``predict``) and a per-part profile of the graphs (features, flow, warp, GRU, head,
-decode + NMS; medians). Writes DIR/benchmark_deploy.md atomically and prints it.
-"""
+Exports both detectors (``mmdet_plugin.export_video.export_trained_detector``; the single-frame one, ``motion=None``,
+as key_feats + head) into DIR/graphs_*, runs them in ``lightflow_deploy`` (ONNX Runtime) on the config's val set
+(CocoVID json, frames read with ``lightflow.frames.read_cocovid``), interleaved: video by video, every (threads,
+detector, policy) setting in a rotating order. Reports ms / frame (the median over videos of each video's mean), fps,
+key / non-key ms (medians), mAP@50 of the runtime's detections (``VIDMotionMetric`` on the dataset's own annotations),
+the same detector in PyTorch (``run_video_test``: mAP, ms inside ``predict``) and a per-part profile of the graphs
+(features, flow, warp, GRU, head, decode + NMS; medians). Writes DIR/benchmark_deploy.md atomically and prints it."""
 from __future__ import annotations
 
 import argparse

@@ -19,8 +19,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..io import UNKNOWN_FLOW_THRESH, read_flo, read_image, read_kitti_flow
-from .transforms import ToTensor
 from .registry import register_flow_dataset
+from .transforms import ToTensor
 
 __all__ = ['FlowSample', 'FlowDataset', 'FlowPairList', 'FlyingChairs', 'Sintel', 'KITTI2015', 'parse_chairs_split',
            'sanitize_flow', 'CHAIRS_SPLIT_FILE']

@@ -20,10 +20,10 @@ from torch.utils.data import Dataset
 
 from ..io import read_image
 from ..warp import resize_flow
+from .registry import register_flow_dataset
 from .synthetic.vid_motion import exact_flow, scene_args, scene_in_set
 from .transforms import ToTensor
 from .video_pairs import resize_frame
-from .registry import register_flow_dataset
 
 __all__ = ['SyntheticVIDExactPairs', 'resize_valid']
 

@@ -64,8 +64,8 @@ class PackedFlowDataset(Dataset):
     the file-index datasets it wraps.
 
     Args:
-        dataset: ``dict(type=<a registered flow dataset>, **kwargs)`` (:mod:`lightflow.data.registry`), e.g. ``dict(type='FlyingChairs',
-            root='data/FlyingChairs_release/', split='val')``.
+        dataset: ``dict(type=<a registered flow dataset>, **kwargs)`` (:mod:`lightflow.data.registry`), e.g.
+            ``dict(type='FlyingChairs', root='data/FlyingChairs_release/', split='val')``.
         transforms: see :func:`build_flow_transforms`.
 
     An index from a seeded sampler (:class:`~lightflow.engine.sampler.SeededIndex`) runs the transforms on torch's

@@ -16,8 +16,8 @@ from ..io import atomic_write, encode_png
 from ..viz import flow_to_color
 from .registry import HOOKS
 
-__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'RNGStateHook', 'ResumedScheduleHook', 'ValidateBeforeTrainHook',
-           'encode_png', 'flow_panel', 'get_rng_states', 'set_rng_states']
+__all__ = ['FlowVisualizationHook', 'LightFlowMetaHook', 'RNGStateHook', 'ResumedScheduleHook',
+           'ValidateBeforeTrainHook', 'encode_png', 'flow_panel', 'get_rng_states', 'set_rng_states']
 
 
 def flow_panel(img1: torch.Tensor, pred: torch.Tensor, gt: torch.Tensor | None = None,

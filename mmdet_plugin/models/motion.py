@@ -10,9 +10,9 @@ from mmdet.registry import MODELS
 from torch import Tensor, nn
 
 from lightflow import LightFlow
-from lightflow.models.lightflow import PRED_UPSAMPLE
 from lightflow.checkpoint import load_lightflow_weights
 from lightflow.inference import FlowGraph, flow_estimator, resolve_backend
+from lightflow.models.lightflow import PRED_UPSAMPLE
 from lightflow.pretrained import resolve_weights
 
 from .baseline_motion import FrameMotion

@@ -13,9 +13,9 @@ from torch.utils.data import Dataset
 
 from ...io import atomic_write, write_flo
 from ..datasets import CHAIRS_SPLIT_FILE
+from ..registry import register_flow_dataset
 from ..transforms import ToTensor
 from .render import SyntheticFlowGenerator
-from ..registry import register_flow_dataset
 
 __all__ = ['SyntheticChairs', 'SyntheticIndices', 'SyntheticSample', 'export_chairs_layout']
 
