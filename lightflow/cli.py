@@ -270,14 +270,16 @@ def finite_json(value: Any) -> Any:
     return value
 
 
-def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: str | os.PathLike) -> dict:
+def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: str | os.PathLike,
+                            load: bool = False) -> dict:
     """Load ``checkpoint`` (``torch.load(weights_only=True)``, :func:`lightflow.checkpoint._torch_load`) for
     ``model``, built from ``config``, and refuse one that does not fit it.
 
     mmengine's loaders load non-strictly and only log what is missing, so e.g. a Light Flow checkpoint given for a
     detector config would run a randomly initialised detector. Here every entry of ``model.state_dict()`` must be in
     the checkpoint (after mmengine's ``module.`` prefix strip) with the same shape; extra entries are ignored, as
-    mmengine ignores them. Nothing is loaded into ``model``.
+    mmengine ignores them. With ``load``, the checked weights are then loaded into ``model`` (extra entries ignored);
+    otherwise nothing is.
 
     Returns:
         the checkpoint as loaded (a dict, usually with ``state_dict`` and ``meta``).
@@ -311,6 +313,8 @@ def load_fitting_checkpoint(model: Any, checkpoint: str | os.PathLike, config: s
     if unused:
         warnings.warn(f'{checkpoint}: holds {", ".join(unused)} weights that {config}\'s model has no place for; '
                       'they are ignored (a checkpoint of another variant of this detector?)', stacklevel=2)
+    if load:
+        model.load_state_dict(state, strict=False)  # every weight of the model is there (checked above)
     return ckpt
 
 

@@ -257,9 +257,7 @@ def export_trained_detector(config: str, checkpoint: str, out: str | os.PathLike
     model = MODELS.build(cfg.model)
     if not isinstance(model, FlowVideoDetector):
         raise ValueError(f'{config}: model is a {type(model).__name__}, not a FlowVideoDetector')
-    ckpt = load_fitting_checkpoint(model, checkpoint, config)
-    state = ckpt.get('state_dict', ckpt)
-    model.load_state_dict({k.removeprefix('module.'): v for k, v in state.items()}, strict=False)
+    ckpt = load_fitting_checkpoint(model, checkpoint, config, load=True)
     model.eval()
     pipeline = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', [])
     scale = find_resize_scale(pipeline)

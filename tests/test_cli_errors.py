@@ -123,6 +123,12 @@ def test_load_fitting_checkpoint(tmp_path):
     torch.save(dict(state_dict={f'module.{k}': v for k, v in model.state_dict().items()} | {'extra': torch.ones(1)},
                     meta=dict(dataset_meta=dict(classes=('a',)))), path)
     assert load_fitting_checkpoint(model, path, 'cfg.py')['meta'] == dict(dataset_meta=dict(classes=('a',)))
+    fresh = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.BatchNorm1d(3))
+    load_fitting_checkpoint(fresh, path, 'cfg.py')  # checked only
+    assert not torch.equal(fresh[0].weight, model[0].weight)
+    load_fitting_checkpoint(fresh, path, 'cfg.py', load=True)  # checked, then loaded (module. prefix stripped)
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
     torch.save(torch.nn.Linear(2, 3).state_dict(), tmp_path / 'other.pth')
     with pytest.raises(ValueError) as info:
         load_fitting_checkpoint(model, tmp_path / 'other.pth', 'cfg.py')

@@ -186,9 +186,7 @@ def part_graphs(config: str, ckpt: str, options: dict, folder: Path) -> dict[str
     cfg = load_config(config, options)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
-    state = load_fitting_checkpoint(model, ckpt, config)
-    model.load_state_dict({k.removeprefix('module.'): v for k, v in state.get('state_dict', state).items()},
-                          strict=False)
+    load_fitting_checkpoint(model, ckpt, config, load=True)
     model.eval().requires_grad_(False)
     step = NonKeyStep(model)
 

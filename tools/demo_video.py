@@ -231,10 +231,7 @@ def _load_detector(config: str, checkpoint: str, device: str):
     for w in caught:
         if not str(w.message).startswith(expected):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    ckpt = load_fitting_checkpoint(model, checkpoint, config)
-    state = ckpt.get('state_dict', ckpt)
-    model.load_state_dict({k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()},
-                          strict=False)  # every weight of the model is there (checked); extra entries are ignored
+    ckpt = load_fitting_checkpoint(model, checkpoint, config, load=True)
     meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
     if isinstance(meta.get('dataset_meta'), dict):
         model.dataset_meta = dict({k.lower(): v for k, v in meta['dataset_meta'].items()}, palette='random')
