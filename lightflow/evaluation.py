@@ -8,6 +8,9 @@ Pure torch + numpy + cv2 (no mmengine), so it serves tests, ``tools/eval_real_fl
 * :func:`epe_table` — per-pair EPE of several methods and their mean *over pairs* (see its docstring).
 * :func:`warp_error` / :func:`video_frame_pairs` — a GT-free check on real video: how well the frame-2 pixels the flow
   points at reproduce frame 1.
+* :func:`epe_markdown` / :func:`warp_markdown` — those numbers as markdown tables (``tools/eval_real_flow.py``).
+* :func:`list_checkpoints` / :func:`curve_markdown` / :func:`plot_curve` — mean EPE over a training run: the
+  ``iter_<N>.pth`` of its work dirs on a pairs-seen axis, as a table and a plot.
 
 Images are uint8 RGB numpy arrays (H, W, 3), as :func:`lightflow.read_image` returns them (the form both
 :func:`lightflow.estimate_flow` and OpenCV accept); flow is a float32 (2, H, W) tensor in pixels with the project's
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Callable, Mapping, NamedTuple, Sequence
 
@@ -30,14 +34,17 @@ from .io import read_flo, read_image
 from .metrics import flow_metric_sums
 from .warp import flow_warp
 
-__all__ = ['FlowPair', 'FramePair', 'shared_real_pairs', 'video_frame_pairs', 'model_flow', 'epe_table', 'warp_error',
-           'CHAIRS_STEMS', 'VIDEO_SOURCES']
+__all__ = ['FlowPair', 'FramePair', 'shared_real_pairs', 'video_frame_pairs', 'model_flow', 'baseline_methods',
+           'method_labels', 'epe_table', 'warp_error', 'epe_markdown', 'warp_markdown', 'list_checkpoints',
+           'curve_markdown', 'plot_curve', 'CHAIRS_STEMS', 'VIDEO_SOURCES', 'ITER_CHECKPOINT']
 
 FlowMethod = Callable[[np.ndarray, np.ndarray], Tensor]
 
 CHAIRS_STEMS = ('00001', '00002', '00003', '00004', '00005')
 # Video sources under DATA/video, in reporting order: a folder of frames (sorted by name) or a video file.
 VIDEO_SOURCES = ('ILSVRC2015_val_00007010', 'MOT17-05-FRCNN/img1', 'demo.mp4')
+# The periodic checkpoints of an mmengine work dir (not best_*.pth, not last_checkpoint).
+ITER_CHECKPOINT = re.compile(r'iter_(\d+)\.pth')
 
 
 class FlowPair(NamedTuple):
@@ -150,6 +157,24 @@ def model_flow(model: torch.nn.Module) -> FlowMethod:
     return method
 
 
+def baseline_methods() -> dict[str, FlowMethod]:
+    """The references of :mod:`lightflow.baseline_flow` as flow methods: ``'zero flow'`` and ``'DIS <preset>'`` for
+    each of its presets (ultrafast, fast, medium), in that order."""
+    from .baseline_flow import DIS_PRESETS, dis_flow, zero_flow
+
+    methods: dict[str, FlowMethod] = {'zero flow': zero_flow}
+    for preset in DIS_PRESETS:
+        methods[f'DIS {preset}'] = lambda a, b, preset=preset: dis_flow(a, b, preset)
+    return methods
+
+
+def method_labels(sources: Sequence[str]) -> list[str]:
+    """Short row names of checkpoints: the file stem (a pretrained name as is), with its folder when two stems
+    clash."""
+    stems = [Path(s).stem if Path(s).is_file() else s for s in sources]
+    return [f'{Path(s).parent.name}/{stem}' if stems.count(stem) > 1 else stem for s, stem in zip(sources, stems)]
+
+
 def _as_flow(flow: Tensor, shape: tuple[int, int], name: str) -> Tensor:
     if not isinstance(flow, Tensor):
         flow = torch.as_tensor(np.asarray(flow))
@@ -214,3 +239,120 @@ def warp_error(img1: np.ndarray | Tensor, img2: np.ndarray | Tensor, flow: Tenso
     if not inside.any():
         return math.nan
     return float((warped - x1).abs().mean(dim=1)[0][inside].double().mean())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reports
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return '-' if value is None or not math.isfinite(value) else f'{value:.{digits}f}'
+
+
+def epe_markdown(table: Mapping[str, Mapping[str, float]], pair_names: Sequence[str], warp: Mapping[str, float],
+                 ms: Mapping[str, float]) -> str:
+    """A markdown table with a row per method: :func:`epe_table`'s EPE per pair and mean (over ``'zero flow'``'s
+    too, which ``table`` must hold), the video warp error and ms per pair ('-' where a method has none)."""
+    zero = table['zero flow']['mean']
+    header = ['method', *pair_names, 'mean EPE', 'mean EPE / zero', 'video warp err', 'ms / Chairs pair']
+    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' + '---:|' * (len(header) - 1)]
+    for name, row in table.items():
+        cells = [name, *(_fmt(row[p]) for p in pair_names), f"**{_fmt(row['mean'])}**", _fmt(row['mean'] / zero),
+                 _fmt(warp.get(name, math.nan)), _fmt(ms.get(name, math.nan), 1)]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def warp_markdown(per_video: Mapping[str, Mapping[str, Sequence[float]]], max_side: int | None) -> list[str]:
+    """The mean :func:`warp_error` of each method per video, as the lines of a titled markdown table.
+
+    Args:
+        per_video: ``{method: {video: [warp error of each pair]}}``, all methods over the same videos and holding
+            ``'zero flow'`` (its pair counts are reported).
+        max_side: the longer side the frames were downscaled to (named in the title).
+    """
+    videos = list(next(iter(per_video.values())))
+    counts = ', '.join(f'{v}: {len(per_video["zero flow"][v])}' for v in videos)
+    doc = [f'\nWarp error per video (pairs: {counts}; longer side <= {max_side}):\n\n',
+           '| method | ' + ' | '.join(videos) + ' |\n', '|---|' + '---:|' * len(videos) + '\n']
+    doc += [f'| {name} | ' + ' | '.join(_fmt(float(np.mean(e[v]))) for v in videos) + ' |\n'
+            for name, e in per_video.items()]
+    return doc
+
+
+def list_checkpoints(work_dirs: Sequence[str], pairs_per_iter: Sequence[int],
+                     pairs_offset: Sequence[int] | None) -> list[dict]:
+    """The ``iter_<N>.pth`` of each mmengine work dir (stages of one run, in order), in iteration order.
+
+    Args:
+        work_dirs: the stages' work dirs.
+        pairs_per_iter: training pairs per iteration (global batch), one value for all stages or one per stage.
+        pairs_offset: pairs seen before each stage; None continues each stage from the previous stage's last
+            checkpoint (a stage started with ``load_from``, whose counter restarts at 0).
+
+    Returns:
+        one dict per checkpoint: ``stage``, ``work_dir``, ``checkpoint`` (file name), ``iteration``, ``pairs_seen``
+        (offset + iteration x pairs per iteration) and ``wall_s`` (its mtime minus the first checkpoint's).
+
+    Raises:
+        FileNotFoundError: a work dir is missing or holds no ``iter_<N>.pth``.
+    """
+    rows, offset, t0 = [], 0, None
+    per_iter = list(pairs_per_iter) * len(work_dirs) if len(pairs_per_iter) == 1 else pairs_per_iter
+    for k, work_dir in enumerate(work_dirs):
+        d = Path(work_dir)
+        if not d.is_dir():
+            raise FileNotFoundError(f'{d}: no such work dir')
+        ckpts = sorted((int(m.group(1)), p) for p in d.glob('iter_*.pth') if (m := ITER_CHECKPOINT.fullmatch(p.name)))
+        if not ckpts:
+            raise FileNotFoundError(f'{d}: no iter_<N>.pth checkpoints')
+        if pairs_offset is not None:
+            offset = pairs_offset[k]
+        for iteration, path in ckpts:
+            mtime = path.stat().st_mtime
+            t0 = mtime if t0 is None else t0
+            rows.append(dict(stage=k, work_dir=str(d), checkpoint=path.name, iteration=iteration,
+                             pairs_seen=offset + iteration * per_iter[k], wall_s=round(mtime - t0, 1)))
+        offset = rows[-1]['pairs_seen']
+    return rows
+
+
+def curve_markdown(scored: Sequence[Mapping], reference: Mapping[str, float], pair_names: Sequence[str]) -> list[str]:
+    """The training curve as the lines of a markdown document: a title, the references' mean EPE, and a row per
+    checkpoint (:func:`list_checkpoints`' fields plus the EPE of each pair, ``mean_EPE`` and ``mean_EPE_over_zero``).
+    """
+    ref_text = ', '.join(f'{k} {v:.3f}' for k, v in reference.items())
+    lines = ['# Mean EPE on the real pairs during training\n\n', f'References (mean EPE): {ref_text}.\n\n',
+             '| stage | checkpoint | pairs seen | wall (h) | ' + ' | '.join(pair_names) + ' | mean EPE | / zero |\n',
+             '|---|---|---:|---:|' + '---:|' * (len(pair_names) + 2) + '\n']
+    lines += [f"| {r['stage']} | {r['checkpoint']} | {r['pairs_seen']:,} | {r['wall_s'] / 3600:.2f} | "
+              + ' | '.join(_fmt(r[n]) for n in pair_names) + f" | **{_fmt(r['mean_EPE'], 3)}** | "
+              f"{_fmt(r['mean_EPE_over_zero'])} |\n" for r in scored]
+    return lines
+
+
+def plot_curve(rows: Sequence[Mapping], reference: Mapping[str, float], path: str | os.PathLike) -> None:
+    """Mean EPE vs training pairs seen, a line per stage, with the references (``'zero flow'``, ``'DIS fast'``,
+    ``'DIS medium'``) as horizontal lines; written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for stage in sorted({r['stage'] for r in rows}):
+        pts = [r for r in rows if r['stage'] == stage]
+        ax.plot([r['pairs_seen'] for r in pts], [r['mean_EPE'] for r in pts], 'o-', ms=3,
+                label=f"Light Flow ({Path(pts[0]['work_dir']).name})")
+    styles = {'zero flow': ('k', ':'), 'DIS fast': ('tab:red', '--'), 'DIS medium': ('tab:purple', '-.')}
+    for name, value in reference.items():
+        color, style = styles[name]
+        ax.axhline(value, color=color, linestyle=style, linewidth=1, label=f'{name} ({value:.2f})')
+    ax.set_xlabel('training pairs seen')
+    ax.set_ylabel('mean EPE over the 6 real pairs (px)')
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

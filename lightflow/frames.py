@@ -3,7 +3,9 @@ video file read as a stream.
 
 Every reader of frames goes through here (``tools/demo_flow.py``, ``tools/demo_video.py``, the adaptation pairs of
 :mod:`lightflow.data.video_pairs`, the real videos of :mod:`lightflow.evaluation`, :func:`lightflow.io.read_image`), so
-a folder one tool reads, every tool reads. Pure numpy + imageio (imported when a video is opened).
+a folder one tool reads, every tool reads. :func:`collect_inputs`, :func:`frame_names` and :func:`named_frames` turn a
+command line's INPUT... (an image pair, a folder of frames or a video) into named frames. Pure numpy + imageio
+(imported when a video is opened).
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
 __all__ = ['IMAGE_EXTS', 'VIDEO_EXTS', 'WRITABLE_VIDEO_EXTS', 'to_uint8', 'to_rgb', 'list_image_files',
-           'FrameStream', 'iter_frames', 'read_cocovid', 'validate_cocovid']
+           'FrameStream', 'iter_frames', 'collect_inputs', 'frame_names', 'named_frames', 'read_cocovid',
+           'validate_cocovid']
 
 # The one list of frame image extensions (lower case; a file's suffix is compared lower-cased).
 IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.ppm', '.pgm', '.bmp', '.tif', '.tiff', '.webp')
@@ -156,6 +159,72 @@ def iter_frames(path: str | os.PathLike) -> FrameStream:
     if fps is not None and isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0:
         length = int(round(duration * fps))
     return FrameStream(path, None, fps, length)
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike]) -> tuple[str, list[Path]]:
+    """Classify a command line's INPUT... paths.
+
+    Args:
+        inputs: two image files, one folder of frames (:data:`IMAGE_EXTS`) or one video file (:data:`VIDEO_EXTS`).
+
+    Returns:
+        ``('pair', [a, b])``, ``('folder', its frame files sorted by name)`` or ``('video', [file])``.
+
+    Raises:
+        FileNotFoundError: a path does not exist.
+        ValueError: a folder with fewer than 2 frames, or any other combination of paths (one line naming them).
+    """
+    paths = [Path(p) for p in inputs]
+    for p in paths:
+        if not p.exists():
+            raise FileNotFoundError(f'{p}: no such file or folder')
+    if len(paths) == 1 and paths[0].is_dir():
+        frames = list_image_files(paths[0])
+        if len(frames) < 2:
+            raise ValueError(f'{paths[0]}: needs at least 2 image frames ({" ".join(IMAGE_EXTS)}), found {len(frames)}')
+        return 'folder', frames
+    if len(paths) == 1 and paths[0].suffix.lower() in VIDEO_EXTS:
+        return 'video', paths
+    if len(paths) == 2 and all(p.is_file() for p in paths):
+        return 'pair', paths
+    raise ValueError(f'INPUT must be two images, one folder of frames or one video file; got {len(paths)} '
+                     f'path(s): {" ".join(map(str, paths))}')
+
+
+def frame_names(paths: Sequence[Path]) -> list[str]:
+    """Output stem per input image: the file stem, or the whole name (``f0_jpg``) when two stems collide."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return [p.name.replace('.', '_') for p in paths]
+
+
+def named_frames(kind: str, paths: Sequence[Path], stream: FrameStream | None = None
+                 ) -> Iterator[tuple[str, np.ndarray]]:
+    """The frames of :func:`collect_inputs`' result, decoded one at a time.
+
+    Args:
+        kind, paths: what :func:`collect_inputs` returned.
+        stream: a video's :class:`FrameStream` already opened (:func:`iter_frames`); None opens it here.
+
+    Yields:
+        ``(output stem, uint8 RGB (H, W, 3) frame)`` in order: image files named by :func:`frame_names`, a video's
+        frames ``<stem>_000000``, ``<stem>_000001``, ...
+
+    Raises:
+        ValueError: a video that yields no frame.
+    """
+    from .io import read_image  # io imports this module
+
+    if kind == 'video':
+        count = 0
+        for count, frame in enumerate(stream or iter_frames(paths[0]), start=1):
+            yield f'{paths[0].stem}_{count - 1:06d}', frame
+        if count == 0:
+            raise ValueError(f'{paths[0]}: the video yielded no frames')
+    else:
+        for p, name in zip(paths, frame_names(paths)):
+            yield name, read_image(p)
 
 
 def validate_cocovid(data: dict, ann_file: str) -> None:

@@ -14,8 +14,8 @@ import numpy as np
 # to_uint8 is imported for lightflow.inference, which still imports it from here; its home is lightflow.frames.
 from .frames import to_rgb, to_uint8  # noqa: F401
 
-__all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'encode_png', 'atomic_write',
-           'UNKNOWN_FLOW_THRESH', 'KITTI_MAX_FLOW']
+__all__ = ['read_flo', 'write_flo', 'read_kitti_flow', 'write_kitti_flow', 'read_image', 'encode_png', 'write_png',
+           'atomic_write', 'UNKNOWN_FLOW_THRESH', 'KITTI_MAX_FLOW']
 
 _FLO_MAGIC = b'PIEH'  # float32 202021.25 read as bytes
 # Middlebury marks unknown flow with 1e9; anything this large is invalid.
@@ -161,3 +161,9 @@ def encode_png(img: np.ndarray) -> bytes:
     import imageio.v3 as iio
 
     return iio.imwrite('<bytes>', img, extension='.png')
+
+
+def write_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write a uint8 (H, W, 3) RGB image as a PNG, atomically (:func:`atomic_write`)."""
+    with atomic_write(path) as f:
+        f.write(encode_png(img))

@@ -21,8 +21,8 @@ from .checkpoint import lightflow_config, load_lightflow_checkpoint
 from .io import atomic_write
 from .models.lightflow import LightFlow, LightFlowConfig, build_lightflow
 
-__all__ = ['PRETRAINED', 'WEIGHTS_DIR', 'list_pretrained', 'load_flow_model', 'load_pretrained', 'resolve_weights',
-           'save_pretrained', 'file_sha256']
+__all__ = ['PRETRAINED', 'WEIGHTS_DIR', 'list_pretrained', 'load_flow_model', 'load_flow_source', 'load_pretrained',
+           'resolve_weights', 'save_pretrained', 'file_sha256']
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
@@ -121,6 +121,30 @@ def load_flow_model(source: str | os.PathLike, width: float | None = None,
         raise ValueError(f'{path}: checkpoint holds a Light Flow of width_mult={model.width_mult:g}, '
                          f'but width {width:g} was asked for')
     return model
+
+
+def load_flow_source(source: str | os.PathLike, width: float | None = None,
+                     map_location: str | torch.device = 'cpu') -> LightFlow:
+    """:func:`load_flow_model`, also given a config: what ``tools/demo_flow.py`` runs.
+
+    Args:
+        source: a checkpoint path, a shipped pretrained name, or a config ``.py`` whose ``model.pretrained`` /
+            ``load_from`` names either (read by :func:`lightflow.engine.config.config_checkpoint`: mmengine is
+            imported only for a config).
+        width: the ``width_mult`` the caller expects (None: any); checked against the config and the checkpoint.
+
+    Returns:
+        the LightFlow in eval mode on ``map_location``.
+
+    Raises:
+        ValueError: a config that names no checkpoint, or a width that differs (the message names both).
+        FileNotFoundError: neither a file nor a shipped name.
+    """
+    if str(source).endswith('.py') and Path(source).is_file():
+        from .engine.config import config_checkpoint
+
+        source, width = config_checkpoint(source, width)
+    return load_flow_model(source, width, map_location)
 
 
 def _as_config(fields: dict[str, Any]) -> LightFlowConfig:

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from torchvision.utils import flow_to_image
 
-__all__ = ['flow_to_color', 'flow_panels']
+__all__ = ['flow_to_color', 'flow_panels', 'flow_strip']
 
 
 def flow_to_color(flow: np.ndarray | torch.Tensor, max_flow: float | None = None) -> np.ndarray:
@@ -76,3 +76,18 @@ def flow_panels(flows: list[torch.Tensor], names: list[str], max_flow: float | N
                     max(1, round(2 * scale)))
         panels.append(panel)
     return np.concatenate(panels, axis=1)
+
+
+def flow_strip(flows: list[np.ndarray | torch.Tensor], max_flow: float) -> np.ndarray:
+    """Colour flows side by side on one colour scale, 4 white pixels apart.
+
+    Args:
+        flows: flows of one size in any layout :func:`flow_to_color` takes ((2, H, W) tensors, (H, W, 2) arrays).
+        max_flow: magnitude of full saturation shared by all tiles.
+
+    Returns:
+        (H, n * W + 4 * (n - 1), 3) uint8 RGB for n flows.
+    """
+    tiles = [flow_to_color(f, max_flow=max_flow) for f in flows]
+    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
+    return np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)

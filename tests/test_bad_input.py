@@ -8,6 +8,7 @@ import torch
 
 import lightflow
 from lightflow import estimate_flow, flow_warp, read_kitti_flow, write_kitti_flow
+from lightflow.frames import frame_names
 
 
 def test_flow_warp_refuses_integer_tensors():
@@ -79,7 +80,7 @@ def test_demo_flow_never_overwrites_its_inputs_and_names_outputs_uniquely(load_t
     iio.imwrite(frames / 'a.jpg', img)
     iio.imwrite(frames / 'a.png', img)
     iio.imwrite(frames / 'b.png', img)
-    assert demo.frame_names(sorted(frames.iterdir())) == ['a_jpg', 'a_png', 'b_png']
+    assert frame_names(sorted(frames.iterdir())) == ['a_jpg', 'a_png', 'b_png']
     written = demo.main([str(weights), str(frames), '--out', str(tmp_path / 'out')])
     assert sorted(p.name for p in written) == ['a_jpg.flo', 'a_png.flo']
 

@@ -2,19 +2,19 @@
 from __future__ import annotations
 
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
 from lightflow.inference.backends import available_backends
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))
-import benchmark_flow  # noqa: E402
+
+@pytest.fixture(scope='module')
+def benchmark_flow(load_tool):
+    return load_tool('benchmark_flow')
 
 
 @pytest.mark.slow  # ~9 s
-def test_benchmark_flow_tables(tmp_path):
+def test_benchmark_flow_tables(benchmark_flow, tmp_path):
     pytest.importorskip('mmdet')
     out = tmp_path / 'bench.md'
     text = benchmark_flow.main(['--threads', '1', '--sizes', '64x96', '--repeats', '1', '--warmup', '0',
@@ -33,7 +33,7 @@ def test_benchmark_flow_tables(tmp_path):
     assert '| key step (backbone + FPN + head) |' in text and '| non-key: NonKeyStep, torch |' in text
 
 
-def test_benchmark_flow_rejects_bad_size():
+def test_benchmark_flow_rejects_bad_size(benchmark_flow):
     for size, message in (('64by96', "size must be HxW (e.g. 384x512), got '64by96'"),
                           ('0x96', "size must be at least 1x1, got '0x96'")):
         with pytest.raises(SystemExit) as exit_info:  # the one line Python prints for a str exit code

@@ -15,7 +15,7 @@ import torch
 import lightflow
 from lightflow import read_flo
 from lightflow.baseline_flow import dis_flow, zero_flow
-from lightflow.evaluation import FlowPair, epe_table, shared_real_pairs, video_frame_pairs, warp_error
+from lightflow.evaluation import FlowPair, epe_table, list_checkpoints, shared_real_pairs, video_frame_pairs, warp_error
 from lightflow.io import read_image
 from lightflow.metrics import valid_flow_mask
 
@@ -150,8 +150,7 @@ def test_tool_curve(load_tool, tiny_checkpoint, shared_data, tmp_path):
     assert not (out / 'real_pairs.md').exists()  # --curve without MODEL: the curve only
 
 
-def test_curve_stages_continue_the_pairs_axis(load_tool, tmp_path):
-    tool = load_tool('eval_real_flow')
+def test_curve_stages_continue_the_pairs_axis(tmp_path):
     for stage, iters in (('s1', (100, 200)), ('s2', (50, 100))):
         (tmp_path / stage).mkdir()
         for it in iters:
@@ -159,12 +158,12 @@ def test_curve_stages_continue_the_pairs_axis(load_tool, tmp_path):
     dirs = [str(tmp_path / 's1'), str(tmp_path / 's2')]
     seen = lambda rows: [(r['stage'], r['iteration'], r['pairs_seen']) for r in rows]  # noqa: E731
     # Default: stage 2 (load_from, counter restarted) continues from stage 1's last checkpoint (200 x 16 pairs).
-    assert seen(tool.list_checkpoints(dirs, [16, 8], None)) == [(0, 100, 1600), (0, 200, 3200), (1, 50, 3600),
+    assert seen(list_checkpoints(dirs, [16, 8], None)) == [(0, 100, 1600), (0, 200, 3200), (1, 50, 3600),
                                                                 (1, 100, 4000)]
     # A run resumed into a new dir keeps counting iterations: no offset.
-    assert seen(tool.list_checkpoints(dirs, [16], [0, 0]))[2:] == [(1, 50, 800), (1, 100, 1600)]
+    assert seen(list_checkpoints(dirs, [16], [0, 0]))[2:] == [(1, 50, 800), (1, 100, 1600)]
     with pytest.raises(FileNotFoundError, match='no iter_<N>.pth'):
-        tool.list_checkpoints([str(tmp_path)], [16], None)
+        list_checkpoints([str(tmp_path)], [16], None)
 
 
 def test_tool_errors(load_tool, tmp_path, shared_data):

@@ -9,7 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from lightflow.frames import IMAGE_EXTS, VIDEO_EXTS, WRITABLE_VIDEO_EXTS, iter_frames, to_rgb
+from lightflow.frames import (IMAGE_EXTS, VIDEO_EXTS, WRITABLE_VIDEO_EXTS, collect_inputs, iter_frames, named_frames,
+                              to_rgb)
 from lightflow.io import read_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -82,8 +83,9 @@ def test_video_stream_has_fps_and_length_and_bad_files_are_one_line(tmp_path):
 
 
 @pytest.mark.parametrize('ext', ['.webp', '.tif'])
-def test_webp_and_tif_folders_read_the_same_by_every_tool(tmp_path, load_tool, ext):
-    """demo_flow.py, demo_video.py and adapt_flow.py (VideoPairs) read one folder into the same frames."""
+def test_webp_and_tif_folders_read_the_same_by_every_tool(tmp_path, ext):
+    """demo_flow.py (collect_inputs + named_frames), demo_video.py (iter_frames) and adapt_flow.py (VideoPairs) read
+    one folder into the same frames."""
     from lightflow.data.video_pairs import VideoPairs, list_video_frames
 
     folder = tmp_path / 'clip'
@@ -92,11 +94,9 @@ def test_webp_and_tif_folders_read_the_same_by_every_tool(tmp_path, load_tool, e
     for t, frame in enumerate(frames):
         iio.imwrite(folder / f'{t:04d}{ext}', frame, **({'lossless': True} if ext == '.webp' else {}))
 
-    demo_flow = load_tool('demo_flow')
-    kind, paths = demo_flow.collect_inputs([str(folder)])
-    by_demo_flow = [frame for _, frame in demo_flow._frames(kind, paths)]
-    demo_video = load_tool('demo_video')
-    by_demo_video = list(demo_video.iter_frames(folder))
+    kind, paths = collect_inputs([str(folder)])
+    by_demo_flow = [frame for _, frame in named_frames(kind, paths)]
+    by_demo_video = list(iter_frames(folder))
     assert len(list_video_frames([folder])['clip']) == 3  # what adapt_flow.py checks before training
     pairs = VideoPairs([folder], size=(24, 32), max_gap=1)
     by_adapt = [pairs._frame('clip', t) for t in range(3)]

@@ -148,3 +148,37 @@ def test_tests_load_tools_one_way():
                     if p.name != 'conftest.py' and 'spec_from_file_location' in p.read_text(encoding='utf-8')
                     and p.name != 'test_layout.py')
     assert not others, f'load tools with the load_tool fixture instead: {others}'
+
+
+TOOL_ENTRY_POINTS = {'main', 'parse_args'}
+
+
+def tool_internals_used(source: str) -> list[str]:
+    """``tool.attribute`` uses in a test's ``source`` other than a tool's entry points: a tool is a name bound to
+    ``load_tool(...)``, a fixture returning it, or the call itself."""
+    tree = ast.parse(source)
+
+    def is_load(node: ast.AST) -> bool:
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'load_tool'
+
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and is_load(node.value):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.FunctionDef) and any(isinstance(n, ast.Return) and n.value is not None
+                                                       and is_load(n.value) for n in ast.walk(node)):
+            names.add(node.name)
+    return sorted(f'line {node.lineno}: {node.attr}' for node in ast.walk(tree)
+                  if isinstance(node, ast.Attribute) and node.attr not in TOOL_ENTRY_POINTS
+                  and (is_load(node.value) or (isinstance(node.value, ast.Name) and node.value.id in names)))
+
+
+def test_tests_call_tools_only_through_their_entry_points():
+    """Library logic a test needs lives in an importable module, not in a tool (issue 22: tests called six tool
+    helpers, e.g. ``benchmark_vid.tradeoff_series``, ``demo_video._load_detector``)."""
+    assert tool_internals_used("t = load_tool('x')\nt.main([])\nt.tables(1)\nload_tool('y').FlowPanels(2)\n"
+                               "def demo():\n    return load_tool('z')\ndemo.run()\n") == [
+        'line 3: tables', 'line 4: FlowPanels', 'line 7: run']
+    used = {str(p.relative_to(REPO)): found for p in sorted((REPO / 'tests').rglob('*.py'))
+            if (found := tool_internals_used(p.read_text(encoding='utf-8')))}
+    assert not used, f'move these into lightflow/ or mmdet_plugin/ and import them from there: {used}'

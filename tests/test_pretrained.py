@@ -14,8 +14,8 @@ import lightflow
 from lightflow import LightFlow, estimate_flow, read_flo, read_image
 from lightflow import pretrained as pretrained_mod
 from lightflow.checkpoint import lightflow_config, load_lightflow_checkpoint, load_lightflow_weights
-from lightflow.pretrained import (PRETRAINED, WEIGHTS_DIR, file_sha256, list_pretrained, load_pretrained,
-                                  resolve_weights, save_pretrained)
+from lightflow.pretrained import (PRETRAINED, WEIGHTS_DIR, file_sha256, list_pretrained, load_flow_source,
+                                  load_pretrained, resolve_weights, save_pretrained)
 
 REPO = Path(__file__).resolve().parents[1]
 SYNTH_CFG = REPO / 'configs' / 'lightflow' / 'lightflow_w0.5_1xb8-2k_synthetic.py'
@@ -304,16 +304,17 @@ def test_motion_runs_a_bilinear_checkpoint_as_trained_and_training_keeps_its_own
 
 def test_tools_accept_names(load_tool, tmp_path, monkeypatch):
     _registered_copy(monkeypatch, tmp_path, _net(0.5))
-    demo = load_tool('demo_flow')
-    model = demo.load_model('tiny_w0.5', 0.5, 'cpu')
+    model = load_flow_source('tiny_w0.5', 0.5, 'cpu')  # tools/demo_flow.py's loader
     assert torch.equal(_outputs(model), _outputs(_net(0.5)))
     with pytest.raises(ValueError, match=r'width_mult=0\.5, but width 1 was asked'):
-        demo.load_model('tiny_w0.5', 1.0, 'cpu')
+        load_flow_source('tiny_w0.5', 1.0, 'cpu')
     with pytest.raises(FileNotFoundError, match=r'tiny_w9: no such checkpoint file, nor a pretrained .*tiny_w0\.5'):
-        demo.load_model('tiny_w9', None, 'cpu')
+        load_flow_source('tiny_w9', None, 'cpu')
     cfg = tmp_path / 'named.py'
     cfg.write_text(f"_base_ = {str(SYNTH_CFG)!r}\nmodel = dict(pretrained='tiny_w0.5')\n")
-    assert torch.equal(_outputs(demo.load_model(str(cfg), None, 'cpu')), _outputs(_net(0.5)))
+    assert torch.equal(_outputs(load_flow_source(str(cfg), None, 'cpu')), _outputs(_net(0.5)))
+    with pytest.raises(ValueError, match=r'--width 1 disagrees with .*named\.py \(model\.width_mult=0\.5\)'):
+        load_flow_source(str(cfg), 1.0, 'cpu')
 
     tiny = ['test_dataloader.dataset.dataset.size=(64,64)', 'test_dataloader.dataset.dataset.num_samples=2',
             'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']

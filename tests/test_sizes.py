@@ -56,12 +56,13 @@ def test_adapt_configs_derive_their_size_from_the_rule():
         assert 'flow_size' not in cfg  # the imported function does not travel in the config
 
 
-def test_demo_dis_panel_uses_the_detector_motion_flow_size(load_tool):
+def test_demo_dis_panel_uses_the_detector_motion_flow_size():
     """``demo_video.py --show-flow`` sized DIS by flow_scale only, dropping ``resize_to_divisor`` (112x144 next to
     the detector's 128x128 on the synthvid frames)."""
     from types import SimpleNamespace
 
+    from mmdet_plugin.demo import FlowPanels
     from mmdet_plugin.models import FrameMotion
     motion = FrameMotion(flow_scale=0.5, resize_to_divisor=True)
-    panels = load_tool('demo_video').FlowPanels(SimpleNamespace(motion=motion))
+    panels = FlowPanels(SimpleNamespace(motion=motion))
     assert panels.dis.flow_size(224, 288) == motion.flow_size(224, 288) == (128, 128)

@@ -14,16 +14,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from lightflow.cli import (ArgumentParser, check_not_an_input, check_output_dir, load_fitting_checkpoint,
-                           positive_float, positive_int, run_main)
+from lightflow.cli import ArgumentParser, check_not_an_input, check_output_dir, positive_float, positive_int, run_main
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -64,28 +58,6 @@ def _options(items: list[str]) -> dict:
     return out
 
 
-def ground_truth(cfg: Any) -> tuple[Path, dict[int, dict], list[str]]:
-    """(val json, {img_id: frame info with the dataset's own ``instances``}, classes) of the test set."""
-    from mmdet.registry import DATASETS
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    dataset = DATASETS.build(cfg.test_dataloader.dataset)
-    dataset.full_init()
-    frames = {}
-    for i in range(len(dataset)):  # data_list is serialised: get_data_info per video
-        for img in dataset.get_data_info(i)['images']:
-            frames[int(img['img_id'])] = img
-    ds = cfg.test_dataloader.dataset
-    return Path(ds.data_root) / ds.ann_file, frames, list(dataset.metainfo['classes'])
-
-
-def _cpu_name() -> str:
-    try:
-        return next(line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo') if line.startswith('model name'))
-    except (OSError, StopIteration):
-        return 'CPU'
-
-
 def settings(args: argparse.Namespace, single: bool) -> list[tuple[str, str, dict]]:
     """(detector, label, policy changes) of every runtime run."""
     runs = [('single', 'every frame', {})] if single else []
@@ -96,225 +68,6 @@ def settings(args: argparse.Namespace, single: bool) -> list[tuple[str, str, dic
                      dict(type='motion', threshold=args.motion_threshold, statistic=args.motion_statistic,
                           max_interval=args.max_interval, min_interval=1)))
     return runs
-
-
-def run_runtime(graphs: dict[str, Path], videos: list[list[dict]], runs: list, threads: list[int],
-                gt: dict[int, dict], classes: list[str]) -> list[dict]:
-    """Every run on every video, interleaved (per video, the settings in a rotating order)."""
-    import cv2
-
-    from lightflow_deploy import VideoDetectorRuntime
-    from mmdet_plugin.evaluation.vid_metric import vid_map
-    rts = {(name, t): VideoDetectorRuntime(folder, threads=t) for name, folder in graphs.items() for t in threads}
-    jobs = [(i, t) for i in range(len(runs)) for t in threads]
-    stats = {job: dict(video_ms=[], key_ms=[], nonkey_ms=[], keys=0, frames=0, records=[]) for job in jobs}
-    for v, video in enumerate(videos):
-        frames = [np.ascontiguousarray(cv2.imread(str(f['path']))[..., ::-1]) for f in video]
-        for j in range(len(jobs)):
-            i, t = jobs[(j + v) % len(jobs)]
-            name, _, changes = runs[i]
-            rt, s = rts[(name, t)], stats[(i, t)]
-            if changes:
-                rt.set_policy(**changes)
-            rt.reset()
-            total = 0.0
-            for info, frame in zip(video, frames):
-                t0 = time.perf_counter()
-                dets = rt.process(frame)
-                ms = 1e3 * (time.perf_counter() - t0)
-                total += ms
-                s['key_ms' if rt.last.is_key else 'nonkey_ms'].append(ms)
-                s['keys'] += rt.last.is_key
-                s['frames'] += 1
-                if t == threads[0]:
-                    s['records'].append((gt[int(info['id'])], dets))
-            s['video_ms'].append(total / len(video))
-    rows = []
-    for (i, t), s in stats.items():
-        name, label, _ = runs[i]
-        ms = statistics.median(s['video_ms'])
-        rows.append(dict(detector=name, setting=label, threads=t, ms=ms, fps=1e3 / ms,
-                         key_ms=statistics.median(s['key_ms']) if s['key_ms'] else float('nan'),
-                         nonkey_ms=statistics.median(s['nonkey_ms']) if s['nonkey_ms'] else float('nan'),
-                         key_fraction=s['keys'] / s['frames'],
-                         mAP=vid_map(stats[(i, threads[0])]['records'], classes)))
-    return rows
-
-
-def pytorch_reference(config: str, ckpt: str, options: dict, work_dir: Path, runs: list, threads: list[int],
-                      max_videos: int | None) -> list[dict]:
-    """mAP and ms (inside ``predict``) of the same detector in PyTorch, per run and thread count."""
-    import torch
-    from mmengine.runner import Runner
-
-    from lightflow.engine.config import load_config
-    from mmdet_plugin.apis import run_video_test, unwrap_video_detector
-    cfg = load_config(config, options, str(work_dir))
-    cfg.load_from = ckpt
-    if max_videos is not None:
-        cfg.test_dataloader.dataset.indices = list(range(max_videos))
-    runner = Runner.from_cfg(cfg)
-    load_fitting_checkpoint(unwrap_video_detector(runner.model), ckpt, config)
-    rows = []
-    for t in threads:
-        torch.set_num_threads(t)
-        for name, label, changes in runs:
-            policy = dict(changes) or dict(type='fixed', key_frame_interval=1)
-            r = run_video_test(runner, key_frame_policy=policy)
-            rows.append(dict(detector=name, setting=label, threads=t, ms=r['mean_ms'], fps=r['fps'],
-                             key_ms=r.get('key_ms', float('nan')), nonkey_ms=r.get('nonkey_ms', float('nan')),
-                             key_fraction=r['key_frames'] / max(r['frames'], 1),
-                             mAP=100 * next(v for k, v in r.items() if k.split('/')[-1] == 'mAP')))
-    return rows
-
-
-def part_graphs(config: str, ckpt: str, options: dict, folder: Path) -> dict[str, Path]:
-    """flow.onnx (img, key_img -> flow), warp.onnx (feats, flow -> warped) and, with an aggregator, gru_cell.onnx
-    (feats, warped state -> state): the parts that nonkey.onnx / gru_step.onnx fuse, for the profile."""
-    import torch
-    from mmdet.registry import MODELS
-    from mmengine.registry import init_default_scope
-    from torch import nn
-
-    import mmdet_plugin  # noqa: F401
-    from lightflow.engine.config import load_config
-    from lightflow.inference import module_onnx_bytes
-    from lightflow.io import atomic_write
-    from lightflow.warp import flow_warp, resize_flow
-    from mmdet_plugin.export import NonKeyStep
-    from mmdet_plugin.export_video import KeyFeatStep
-    cfg = load_config(config, options)
-    init_default_scope(cfg.get('default_scope', 'mmdet'))
-    model = MODELS.build(cfg.model)
-    load_fitting_checkpoint(model, ckpt, config, load=True)
-    model.eval().requires_grad_(False)
-    step = NonKeyStep(model)
-
-    class Flow(nn.Module):  # the submodules registered: their weights become graph initialisers
-        def __init__(self):
-            super().__init__()
-            self.step = step
-
-        def forward(self, img, key_img):
-            return self.step.flow(img, key_img)
-
-    class Warp(nn.Module):
-        def forward(self, *args):
-            *feats, flow = args
-            return tuple(flow_warp(f, resize_flow(flow, (int(f.shape[-2]), int(f.shape[-1]))),
-                                   padding_mode=model.warp.padding_mode, fast=True) for f in feats)
-
-    class Cell(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.aggregator = model.aggregator
-
-        def forward(self, *args):
-            n = len(args) // 2
-            return tuple(self.aggregator(tuple(args[:n]), tuple(args[n:])))
-
-    from mmdet_plugin.export_video import find_resize_scale
-
-    size = find_resize_scale(cfg.test_dataloader.dataset.pipeline)
-    div = int(getattr(model.data_preprocessor, 'pad_size_divisor', 1))
-    img = torch.zeros(1, 3, -(-size[1] // div) * div, -(-size[0] // div) * div)
-    with torch.no_grad():
-        feats = KeyFeatStep(model)(img)
-        flow = Flow()(img, img)
-    names = [f'feat{i}' for i in range(len(feats))]
-    jobs = [('flow', Flow(), (img, img), ['img', 'key_img'], ['flow']),
-            ('warp', Warp(), (*feats, flow), [*names, 'flow'], [f'warped{i}' for i in range(len(feats))])]
-    if model.aggregator is not None:
-        jobs.append(('gru_cell', Cell(), (*feats, *feats), [*names, *(f'state{i}' for i in range(len(feats)))],
-                     [f'new_state{i}' for i in range(len(feats))]))
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for name, module, example, inputs, outputs in jobs:
-        data = module_onnx_bytes(module.eval(), example, inputs, outputs, check=True, what=f'the profile ({name})')
-        with atomic_write(folder / f'{name}.onnx', 'wb') as f:
-            f.write(data)
-        out[name] = folder / f'{name}.onnx'
-    return out
-
-
-def _part_calls(video_graphs: Path, parts: dict[str, Path], rgb: list[np.ndarray], t: int) -> dict[str, Any]:
-    """One zero-argument call per part at ``t`` threads, on real frames (key ``rgb[0]``, current ``rgb[1]``)."""
-    from lightflow_deploy import VideoDetectorRuntime
-    from lightflow_deploy.postprocess import decode_detections, grid_anchors
-    from lightflow_deploy.runtime import _OrtSession
-    rt = VideoDetectorRuntime(video_graphs, threads=t)
-    sess = {k: _OrtSession(p, t) for k, p in parts.items()}
-    key, shape, scale = rt.preprocess(rgb[0])
-    img = rt.preprocess(rgb[1])[0]
-    feats = rt._run('key_feats', key)
-    feed = {f'feat{i}': f for i, f in enumerate(feats)}
-    flow = sess['flow'].run({'img': img, 'key_img': key})[0]
-    warped = sess['warp'].run({**feed, 'flow': flow})
-    head = rt._run('head', *warped)
-    head_cfg = rt.manifest['head']
-    anchors = [grid_anchors(np.asarray(head_cfg['base_anchors'][i], np.float32), head_cfg['strides'][i],
-                            head[i].shape[-2:]) for i in range(len(feats))]
-    calls = {
-        'preprocess': lambda: rt.preprocess(rgb[1]),
-        'features (key_feats)': lambda: rt._run('key_feats', key),
-        'flow': lambda: sess['flow'].run({'img': img, 'key_img': key}),
-        'warp': lambda: sess['warp'].run({**feed, 'flow': flow}),
-        'head': lambda: rt._run('head', *warped),
-        'non-key step (flow + warp + head)': lambda: rt._run('nonkey', *feats, key, img),
-        'decode + NMS': lambda: decode_detections(head, head_cfg, shape, scale, anchors)}
-    if 'gru_cell' in sess:
-        states = {f'state{i}': f for i, f in enumerate(warped)}
-        calls['GRU cell'] = lambda: sess['gru_cell'].run({**feed, **states})
-        calls['GRU step (flow + warp + GRU)'] = lambda: rt._run('gru_step', *feats, *warped, key, img)
-    return calls
-
-
-def profile(video_graphs: Path, parts: dict[str, Path], frames: list[Path], threads: list[int], reps: int
-            ) -> dict[int, dict[str, float]]:
-    """Median ms of every graph and of preprocess / decode + NMS on real frames (key frame 0, frame 5), the parts and
-    the thread counts interleaved call by call."""
-    import cv2
-    rgb = [np.ascontiguousarray(cv2.imread(str(f))[..., ::-1]) for f in frames]
-    calls = {t: _part_calls(video_graphs, parts, rgb, t) for t in threads}
-    times = {t: {k: [] for k in calls[t]} for t in threads}
-    for _ in range(reps + 1):  # the first round warms up
-        for t in threads:
-            for k, call in calls[t].items():
-                t0 = time.perf_counter()
-                call()
-                times[t][k].append(1e3 * (time.perf_counter() - t0))
-    return {t: {k: statistics.median(v[1:]) for k, v in times[t].items()} for t in threads}
-
-
-def tables(rows: list[dict], torch_rows: list[dict], prof: dict, title: str, caveat: str) -> str:
-    """The markdown report."""
-    single = {r['threads']: r['ms'] for r in rows if r['detector'] == 'single'}
-    lines = [f'# Deployed video detector: {title}', '', caveat, '',
-             '## ONNX Runtime (lightflow_deploy), whole frame (preprocess + graphs + decode + NMS)', '',
-             '| detector | setting | threads | ms / frame | fps | x single-frame | key ms | non-key ms | key frames '
-             '| mAP@50 |', '|---|---|---|---|---|---|---|---|---|---|']
-    for r in sorted(rows, key=lambda r: (r['threads'], r['detector'] != 'single')):
-        ratio = r['ms'] / single[r['threads']] if r['threads'] in single else float('nan')
-        lines.append(f"| {r['detector']} | {r['setting']} | {r['threads']} | {r['ms']:.2f} | {r['fps']:.1f} | "
-                     f"{ratio:.2f} | {r['key_ms']:.2f} | {r['nonkey_ms']:.2f} | {r['key_fraction']:.2f} | "
-                     f"{r['mAP']:.1f} |")
-    if torch_rows:
-        deployed = {(r['detector'], r['setting'], r['threads']): r for r in rows}
-        lines += ['', '## PyTorch (FlowVideoDetector.predict, run_video_test), the same runs', '',
-                  '| detector | setting | threads | ms / frame | fps | key ms | non-key ms | mAP@50 | runtime mAP@50 '
-                  '| PyTorch ms / runtime ms |', '|---|---|---|---|---|---|---|---|---|---|']
-        for r in torch_rows:
-            d = deployed.get((r['detector'], r['setting'], r['threads']))
-            lines.append(f"| {r['detector']} | {r['setting']} | {r['threads']} | {r['ms']:.2f} | {r['fps']:.1f} | "
-                         f"{r['key_ms']:.2f} | {r['nonkey_ms']:.2f} | {r['mAP']:.1f} | "
-                         f"{d['mAP'] if d else float('nan'):.1f} | {r['ms'] / d['ms'] if d else float('nan'):.2f} |")
-    if prof:
-        parts = list(next(iter(prof.values())))
-        lines += ['', '## Per part (ONNX Runtime graphs and numpy; median ms of interleaved calls)', '',
-                  '| part | ' + ' | '.join(f'{t} thread(s)' for t in prof) + ' |',
-                  '|---|' + '---|' * len(prof)]
-        lines += [f'| {p} | ' + ' | '.join(f'{prof[t][p]:.2f}' for t in prof) + ' |' for p in parts]
-    return '\n'.join(lines) + '\n'
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -329,8 +82,11 @@ def main(argv: list[str] | None = None) -> str:
     from lightflow.engine.config import load_config
     from lightflow.frames import read_cocovid
     from lightflow.io import atomic_write
-    import mmdet_plugin  # noqa: F401
+    from lightflow.sysinfo import cpu_name
+    from mmdet_plugin.deploy_benchmark import (ground_truth, part_graphs, profile_graphs, pytorch_reference,
+                                               report_tables, run_runtime)
     from mmdet_plugin.export_video import export_trained_detector
+
     options = _options(args.cfg_options)
     cfg = load_config(args.config, options)
     if cfg.model.get('motion', None) is None:
@@ -345,8 +101,8 @@ def main(argv: list[str] | None = None) -> str:
     parts = part_graphs(args.config, args.checkpoint, options, out_dir / 'graphs_parts')
     runs = settings(args, 'single' in graphs)
     rows = run_runtime(graphs, videos, runs, args.threads, gt, classes)
-    prof = profile(graphs['video'], parts, [videos[0][0]['path'], videos[0][5]['path']], args.threads,
-                   args.profile_reps)
+    prof = profile_graphs(graphs['video'], parts, [videos[0][0]['path'], videos[0][5]['path']], args.threads,
+                          args.profile_reps)
     torch_rows = []
     if not args.no_pytorch:
         video_runs = [r for r in runs if r[0] == 'video']
@@ -357,13 +113,13 @@ def main(argv: list[str] | None = None) -> str:
                                             [r for r in runs if r[0] == 'single'], args.pytorch_threads,
                                             args.max_videos)
     import onnxruntime
-    caveat = (f'{len(videos)} val videos, {sum(len(v) for v in videos)} frames; {_cpu_name()}, '
+    caveat = (f'{len(videos)} val videos, {sum(len(v) for v in videos)} frames; {cpu_name()}, '
               f'{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end; ONNX Runtime '
               f'{onnxruntime.__version__} (CPU EP), PyTorch at {args.pytorch_threads} thread(s). Timings on a '
               'shared machine are noisy: ms / frame is the median over videos of each video\'s mean, the runs '
               'interleaved video by video; key / non-key ms are medians of frames. PyTorch ms are inside predict '
               '(no preprocess), the runtime\'s include preprocess and decode + NMS.')
-    text = tables(rows, torch_rows, prof, f'{Path(args.config).stem} @ {Path(args.checkpoint).name}', caveat)
+    text = report_tables(rows, torch_rows, prof, f'{Path(args.config).stem} @ {Path(args.checkpoint).name}', caveat)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_write(report, 'w') as f:
         f.write(text)

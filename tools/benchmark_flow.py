@@ -28,11 +28,11 @@ import argparse
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Callable
 
 from lightflow.baseline_flow import DIS_PRESETS, create_dis
+from lightflow.benchmarking import benchmark_pair, gemm_gflops, timed_rounds
 from lightflow.cli import ArgumentParser, image_size, positive_int, run_main
 
 MODEL_NAMES = ('lightflow_w1_0', 'lightflow_w0_75', 'lightflow_w0_5', 'flownets')
@@ -61,54 +61,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def gemm_gflops(n: int, repeats: int = 3) -> float:
-    """Median fp32 ``torch.mm`` rate (GFLOP/s) for n x n @ n x n at the current thread count."""
-    import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
-
-
-def frames(height: int, width: int):
-    """A real pair (the first shared Chairs pair, resized) when available, else random frames; (1, 3, H, W) 0..255."""
-    import cv2
-    import numpy as np
-    import torch
-    first = SHARED / 'FlyingChairs_mini' / 'data' / '00001_img1.ppm'
-    if first.is_file():
-        from lightflow.io import read_image
-        imgs = [cv2.resize(read_image(first.with_name(f'00001_img{k}.ppm')), (width, height),
-                           interpolation=cv2.INTER_AREA) for k in (1, 2)]
-    else:
-        rng = np.random.default_rng(0)
-        imgs = [rng.integers(0, 256, (height, width, 3), dtype=np.uint8) for _ in range(2)]
-    return [torch.from_numpy(np.ascontiguousarray(i)).permute(2, 0, 1)[None].float() for i in imgs], imgs
-
-
-def timed_rounds(paths: dict[str, Callable[[], object]], args: argparse.Namespace, desc: str,
-                 gemm: list[float] | None = None) -> dict[str, float]:
-    """Median ms of each path. Each round runs every path in turn as a block: a pause of ``--pause`` s (thread pools
-    busy-wait after their work: PyTorch's OpenMP threads, ONNX Runtime's and OpenVINO's pools; without the pause they
-    take the cores from the next path), one untimed call, then ``--block`` timed calls."""
-    from tqdm import tqdm
-    times = {k: [] for k in paths}
-    rounds = args.warmup + -(-args.repeats // args.block)
-    for i in tqdm(range(rounds), desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), leave=False):
-        for key, fn in paths.items():
-            time.sleep(args.pause)
-            fn()
-            for _ in range(args.block if i >= args.warmup else 0):
-                t = time.perf_counter()
-                fn()
-                times[key].append((time.perf_counter() - t) * 1e3)
-        if gemm is not None and i >= args.warmup and (i - args.warmup) % 3 == 0:
-            gemm.append(gemm_gflops(args.gemm_size))
-    return {k: statistics.median(v) for k, v in times.items()}
+def rounds(paths: dict[str, Callable[[], object]], args: argparse.Namespace, desc: str,
+           gemm: list[float] | None = None) -> dict[str, float]:
+    """Median ms of each path: :func:`lightflow.benchmarking.timed_rounds` with ``--repeats``, ``--warmup``,
+    ``--block``, ``--pause`` and ``--gemm-size``."""
+    return timed_rounds(paths, args.repeats, args.warmup, args.block, args.pause, desc, gemm, args.gemm_size)
 
 
 def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) -> str:
@@ -127,7 +84,8 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
     h, w = size
-    (img1, img2), grey_src = frames(h, w)
+    chairs = SHARED / 'FlyingChairs_mini' / 'data'
+    (img1, img2), grey_src = benchmark_pair(h, w, [chairs / '00001_img1.ppm', chairs / '00001_img2.ppm'])
     backends = available_backends()
     paths, rows = {}, []
     for name in args.models:
@@ -168,7 +126,7 @@ def flow_table(threads: int, size: tuple[int, int], args: argparse.Namespace) ->
             dis = create_dis(preset)
             paths[('dis', preset)] = lambda dis=dis: dis.calc(grey[0], grey[1], None)
     gemm = [gemm_gflops(args.gemm_size)]
-    med = timed_rounds({f'{k[0]}/{k[1]}': v for k, v in paths.items()}, args, f'{threads}T {h}x{w}', gemm)
+    med = rounds({f'{k[0]}/{k[1]}': v for k, v in paths.items()}, args, f'{threads}T {h}x{w}', gemm)
     rate = statistics.median(gemm)
     cols = ['plain', *backends, 'auto']
     lines = [f'#### {h}x{w}, {threads} thread{"s" if threads > 1 else ""}', '',
@@ -242,7 +200,7 @@ def nonkey_table(threads: int, args: argparse.Namespace) -> str:
             session = onnx_session(backend, data, threads)
             paths[f'non-key: exported graph, {backend}'] = lambda session=session: session.run(feeds)
     with torch.inference_mode():
-        med = timed_rounds({**paths, **{f'part: {k}': v for k, v in parts.items()}}, args, f'{threads}T non-key')
+        med = rounds({**paths, **{f'part: {k}': v for k, v in parts.items()}}, args, f'{threads}T non-key')
     key_ms = med['key step (backbone + FPN + head)']
     flow_h, flow_w = det.motion.flow_inputs(img, img)[0].shape[-2:]
     plural = 's' if threads > 1 else ''

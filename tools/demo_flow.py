@@ -18,12 +18,9 @@ import glob
 import os
 import sys
 from pathlib import Path
-from typing import Iterator
-
-import numpy as np
 
 from lightflow.cli import ArgumentParser, check_device, check_output_dir, positive_float, positive_int, run_main
-from lightflow.frames import IMAGE_EXTS, VIDEO_EXTS, FrameStream, iter_frames, list_image_files
+from lightflow.frames import collect_inputs, frame_names, iter_frames, named_frames
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -45,53 +42,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--force', action='store_true',
                         help='replace output files already in --out (default: refuse, naming the first)')
     return parser.parse_args(argv)
-
-
-def load_model(source: str, width: float | None, device: str):
-    """The LightFlow named by a checkpoint, a shipped pretrained name (:func:`lightflow.pretrained.load_flow_model`)
-    or a config (its ``model.pretrained`` / ``load_from``), checked against ``--width``."""
-    from lightflow.pretrained import load_flow_model
-
-    if str(source).endswith('.py') and Path(source).is_file():
-        from mmengine.config import Config
-
-        cfg = Config.fromfile(str(source))
-        ckpt = cfg.model.get('pretrained') or cfg.get('load_from')
-        if not ckpt:
-            raise ValueError(f'{source}: the config names no checkpoint (model.pretrained or load_from); pass a '
-                             'checkpoint instead (random weights give meaningless flow)')
-        cfg_width = float(cfg.model.get('width_mult', 1.0))
-        if width is not None and abs(width - cfg_width) > 1e-6:
-            raise ValueError(f'--width {width:g} disagrees with {source} (model.width_mult={cfg_width:g})')
-        source, width = ckpt, cfg_width
-    return load_flow_model(source, width, device)
-
-
-def collect_inputs(inputs: list[str]) -> tuple[str, list[Path]]:
-    """Classify INPUT...: ('pair', [a, b]), ('folder', sorted frames) or ('video', [file])."""
-    paths = [Path(p) for p in inputs]
-    for p in paths:
-        if not p.exists():
-            raise FileNotFoundError(f'{p}: no such file or folder')
-    if len(paths) == 1 and paths[0].is_dir():
-        frames = list_image_files(paths[0])
-        if len(frames) < 2:
-            raise ValueError(f'{paths[0]}: needs at least 2 image frames ({" ".join(IMAGE_EXTS)}), found {len(frames)}')
-        return 'folder', frames
-    if len(paths) == 1 and paths[0].suffix.lower() in VIDEO_EXTS:
-        return 'video', paths
-    if len(paths) == 2 and all(p.is_file() for p in paths):
-        return 'pair', paths
-    raise ValueError(f'INPUT must be two images, one folder of frames or one video file; got {len(paths)} '
-                     f'path(s): {" ".join(map(str, paths))}')
-
-
-def frame_names(paths: list[Path]) -> list[str]:
-    """Output stem per input image: the file stem, or the whole name (``f0_jpg``) when two stems collide."""
-    stems = [p.stem for p in paths]
-    if len(set(stems)) == len(stems):
-        return stems
-    return [p.name.replace('.', '_') for p in paths]
 
 
 def check_outputs(kind: str, paths: list[Path], out: Path, force: bool = False) -> None:
@@ -117,42 +67,21 @@ def check_outputs(kind: str, paths: list[Path], out: Path, force: bool = False) 
                          '--force or another folder')
 
 
-def _frames(kind: str, paths: list[Path], stream: FrameStream | None = None) -> Iterator[tuple[str, np.ndarray]]:
-    """``(output stem, uint8 RGB frame)`` in order: a video's frames (``stream``, opened here when None) are named
-    ``<stem>_000000``, ..."""
-    from lightflow.io import read_image
-
-    if kind == 'video':
-        count = 0
-        for count, frame in enumerate(stream or iter_frames(paths[0]), start=1):
-            yield f'{paths[0].stem}_{count - 1:06d}', frame
-        if count == 0:
-            raise ValueError(f'{paths[0]}: the video yielded no frames')
-    else:
-        for p, name in zip(paths, frame_names(paths)):
-            yield name, read_image(p)
-
-
-def write_png(path: Path, img: np.ndarray) -> None:
-    from lightflow.io import atomic_write, encode_png
-
-    with atomic_write(path) as f:
-        f.write(encode_png(img))
-
-
 def run(args: argparse.Namespace) -> list[Path]:
     """Estimate and write the flow of every consecutive pair; returns the written .flo paths."""
     import torch
     from tqdm import tqdm
 
     from lightflow import estimate_flow, flow_to_color, write_flo
+    from lightflow.io import write_png
+    from lightflow.pretrained import load_flow_source
 
     out = check_output_dir(args.out, '--out')
     device = check_device(args.device) or ('cuda' if torch.cuda.is_available() else 'cpu')
     kind, paths = collect_inputs(args.inputs)
     check_outputs(kind, paths, out, args.force)
     stream = iter_frames(paths[0]) if kind == 'video' else None  # an unreadable video fails before the model loads
-    model = load_model(args.model, args.width, device)
+    model = load_flow_source(args.model, args.width, device)
     out.mkdir(parents=True, exist_ok=True)
     total = len(paths) - 1 if stream is None else None if stream.length is None else max(stream.length - 1, 0)
     if args.max_pairs is not None:
@@ -162,7 +91,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     try:
         prev = None
         with torch.inference_mode(), tqdm(total=total, unit='pair', desc='flow', disable=None) as bar:
-            for name, frame in _frames(kind, paths, stream):
+            for name, frame in named_frames(kind, paths, stream):
                 if prev is not None:
                     prev_name, prev_frame = prev
                     if prev_frame.shape != frame.shape:

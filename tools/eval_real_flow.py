@@ -28,13 +28,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
-import re
 import statistics
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -43,7 +39,6 @@ from lightflow.cli import ArgumentParser, check_output_dir, positive_int, run_ma
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / 'shared' / 'data'
 BASELINES = ('zero flow', 'DIS ultrafast', 'DIS fast', 'DIS medium')
-_ITER_CKPT = re.compile(r'iter_(\d+)\.pth')
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,46 +75,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Methods
-
-
-def load_model(source: str):
-    """A LightFlow from a checkpoint path or a shipped pretrained name (the flow tools' one loader)."""
-    from lightflow.pretrained import load_flow_model
-
-    return load_flow_model(source)
-
-
-def baseline_methods() -> dict[str, Callable]:
-    from lightflow.baseline_flow import DIS_PRESETS, dis_flow, zero_flow
-
-    methods = {'zero flow': zero_flow}
-    for preset in DIS_PRESETS:
-        methods[f'DIS {preset}'] = lambda a, b, preset=preset: dis_flow(a, b, preset)
-    return methods
-
-
-def _labels(sources: list[str]) -> list[str]:
-    """Short row names: the checkpoint stem (a pretrained name as is), with its folder when two stems clash."""
-    stems = [Path(s).stem if Path(s).is_file() else s for s in sources]
-    return [f'{Path(s).parent.name}/{stem}' if stems.count(stem) > 1 else stem for s, stem in zip(sources, stems)]
-
-
-class _Timed:
-    """Wraps a flow method and records the seconds of each call on an image of ``shape``."""
-
-    def __init__(self, method: Callable, shape: tuple[int, ...]) -> None:
-        self.method, self.shape, self.seconds = method, shape, []
-
-    def __call__(self, img1: np.ndarray, img2: np.ndarray):
-        start = time.perf_counter()
-        flow = self.method(img1, img2)
-        if img1.shape == self.shape:
-            self.seconds.append(time.perf_counter() - start)
-        return flow
-
-
 def _progress(iterable, desc: str):
     from tqdm import tqdm
 
@@ -130,49 +85,20 @@ def _progress(iterable, desc: str):
 # The real-pairs table
 
 
-def _fmt(value: float, digits: int = 2) -> str:
-    return '-' if value is None or not math.isfinite(value) else f'{value:.{digits}f}'
-
-
-def markdown_table(table: dict[str, dict[str, float]], pair_names: list[str], warp: dict[str, float],
-                   ms: dict[str, float]) -> str:
-    zero = table['zero flow']['mean']
-    header = ['method', *pair_names, 'mean EPE', 'mean EPE / zero', 'video warp err', 'ms / Chairs pair']
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' + '---:|' * (len(header) - 1)]
-    for name, row in table.items():
-        cells = [name, *(_fmt(row[p]) for p in pair_names), f"**{_fmt(row['mean'])}**", _fmt(row['mean'] / zero),
-                 _fmt(warp.get(name, math.nan)), _fmt(ms.get(name, math.nan), 1)]
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines) + '\n'
-
-
-def _panel(flows: list, max_flow: float) -> np.ndarray:
-    from lightflow import flow_to_color
-
-    tiles = [flow_to_color(f, max_flow=max_flow) for f in flows]
-    gap = np.full((tiles[0].shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1)
-
-
-def _write_png(path: Path, img: np.ndarray) -> None:
-    import imageio.v3 as iio
-
-    from lightflow.io import atomic_write
-
-    with atomic_write(path) as f:
-        f.write(iio.imwrite('<bytes>', img, extension='.png'))
-
-
 def evaluate_table(args: argparse.Namespace, pairs: list, models: dict, out: Path) -> dict:
     """EPE table + video warp error + timings + colour panels; returns the numbers and writes real_pairs.md."""
     import torch
 
-    from lightflow.evaluation import epe_table, model_flow, video_frame_pairs, warp_error
+    from lightflow.benchmarking import TimedMethod
+    from lightflow.evaluation import (baseline_methods, epe_markdown, epe_table, model_flow, video_frame_pairs,
+                                      warp_error, warp_markdown)
+    from lightflow.io import write_png
     from lightflow.metrics import valid_flow_mask
+    from lightflow.viz import flow_strip
 
     methods = {**baseline_methods(), **{name: model_flow(m) for name, m in models.items()}}
     chairs_shape = pairs[0].img1.shape
-    timed = {name: _Timed(method, chairs_shape) for name, method in methods.items()}
+    timed = {name: TimedMethod(method, chairs_shape) for name, method in methods.items()}
     for method in methods.values():  # warm-up (builds the model fast path), untimed
         method(pairs[0].img1, pairs[0].img2)
     table = epe_table(timed, pairs)
@@ -190,7 +116,7 @@ def evaluate_table(args: argparse.Namespace, pairs: list, models: dict, out: Pat
             warp[name] = float(np.mean([e for v in errors.values() for e in v]))
 
     names = [p.name for p in pairs]
-    text = markdown_table(table, names, warp, ms)
+    text = epe_markdown(table, names, warp, ms)
     print(text, end='')
     doc = ['# Light Flow on real pairs with GT\n\n', text,
            '\nEPE in pixels per pair (valid GT pixels only); mean EPE = unweighted mean over the pairs; video warp '
@@ -198,12 +124,7 @@ def evaluate_table(args: argparse.Namespace, pairs: list, models: dict, out: Pat
            f'median per 512x384 pair on {args.threads} thread(s). Panels flow_<pair>.png: GT | '
            f'{" | ".join([*models, "DIS medium"])}.\n']
     if per_video:
-        videos = list(next(iter(per_video.values())))
-        counts = ', '.join(f'{v}: {len(per_video["zero flow"][v])}' for v in videos)
-        doc += [f'\nWarp error per video (pairs: {counts}; longer side <= {args.video_max_side}):\n\n',
-                '| method | ' + ' | '.join(videos) + ' |\n', '|---|' + '---:|' * len(videos) + '\n']
-        doc += [f'| {name} | ' + ' | '.join(_fmt(float(np.mean(e[v]))) for v in videos) + ' |\n'
-                for name, e in per_video.items()]
+        doc += warp_markdown(per_video, args.video_max_side)
     (out / 'real_pairs.md').write_text(''.join(doc))
 
     shown = [*models, 'DIS medium']
@@ -212,7 +133,7 @@ def evaluate_table(args: argparse.Namespace, pairs: list, models: dict, out: Pat
         max_flow = float(pair.flow.norm(dim=0)[valid].max()) if valid.any() else 1.0
         flows = [torch.where(valid, pair.flow, torch.zeros_like(pair.flow))]
         flows += [methods[name](pair.img1, pair.img2) for name in shown]
-        _write_png(out / f'flow_{pair.name}.png', _panel(flows, max(max_flow, 1e-3)))
+        write_png(out / f'flow_{pair.name}.png', flow_strip(flows, max(max_flow, 1e-3)))
     return dict(table=table, warp=warp, ms=ms, panels=['GT', *shown])
 
 
@@ -220,31 +141,11 @@ def evaluate_table(args: argparse.Namespace, pairs: list, models: dict, out: Pat
 # The training curve
 
 
-def list_checkpoints(work_dirs: list[str], pairs_per_iter: list[int], pairs_offset: list[int] | None) -> list[dict]:
-    """``iter_<N>.pth`` of each work dir with its iteration, pairs seen and wall time (see the module docstring)."""
-    rows, offset, t0 = [], 0, None
-    per_iter = pairs_per_iter * len(work_dirs) if len(pairs_per_iter) == 1 else pairs_per_iter
-    for k, work_dir in enumerate(work_dirs):
-        d = Path(work_dir)
-        if not d.is_dir():
-            raise FileNotFoundError(f'{d}: no such work dir')
-        ckpts = sorted((int(m.group(1)), p) for p in d.glob('iter_*.pth') if (m := _ITER_CKPT.fullmatch(p.name)))
-        if not ckpts:
-            raise FileNotFoundError(f'{d}: no iter_<N>.pth checkpoints')
-        if pairs_offset is not None:
-            offset = pairs_offset[k]
-        for iteration, path in ckpts:
-            mtime = path.stat().st_mtime
-            t0 = mtime if t0 is None else t0
-            rows.append(dict(stage=k, work_dir=str(d), checkpoint=path.name, iteration=iteration,
-                             pairs_seen=offset + iteration * per_iter[k], wall_s=round(mtime - t0, 1)))
-        offset = rows[-1]['pairs_seen']
-    return rows
-
-
 def evaluate_curve(args: argparse.Namespace, pairs: list, out: Path) -> list[dict]:
+    """Mean EPE of every checkpoint of the ``--curve`` work dirs; writes curve.csv, curve.md and curve.png."""
     from lightflow.checkpoint import load_lightflow_checkpoint
-    from lightflow.evaluation import epe_table, model_flow
+    from lightflow.evaluation import (baseline_methods, curve_markdown, epe_table, list_checkpoints, model_flow,
+                                      plot_curve)
 
     baselines = {k: v for k, v in baseline_methods().items() if k in ('zero flow', 'DIS fast', 'DIS medium')}
     reference = {name: row['mean'] for name, row in epe_table(baselines, pairs).items()}
@@ -270,42 +171,11 @@ def evaluate_curve(args: argparse.Namespace, pairs: list, out: Path) -> list[dic
         writer = csv.DictWriter(f, fieldnames=list(scored[0]))
         writer.writeheader()
         writer.writerows(scored)
-    ref_text = ', '.join(f'{k} {v:.3f}' for k, v in reference.items())
-    lines = ['# Mean EPE on the real pairs during training\n\n', f'References (mean EPE): {ref_text}.\n\n',
-             '| stage | checkpoint | pairs seen | wall (h) | ' + ' | '.join(names) + ' | mean EPE | / zero |\n',
-             '|---|---|---:|---:|' + '---:|' * (len(names) + 2) + '\n']
-    lines += [f"| {r['stage']} | {r['checkpoint']} | {r['pairs_seen']:,} | {r['wall_s'] / 3600:.2f} | "
-              + ' | '.join(_fmt(r[n]) for n in names) + f" | **{_fmt(r['mean_EPE'], 3)}** | "
-              f"{_fmt(r['mean_EPE_over_zero'])} |\n" for r in scored]
+    lines = curve_markdown(scored, reference, names)
     (out / 'curve.md').write_text(''.join(lines))
-    _plot_curve(scored, reference, out / 'curve.png')
+    plot_curve(scored, reference, out / 'curve.png')
     print(''.join(lines[1:]), end='')
     return scored
-
-
-def _plot_curve(rows: list[dict], reference: dict[str, float], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    for stage in sorted({r['stage'] for r in rows}):
-        pts = [r for r in rows if r['stage'] == stage]
-        ax.plot([r['pairs_seen'] for r in pts], [r['mean_EPE'] for r in pts], 'o-', ms=3,
-                label=f"Light Flow ({Path(pts[0]['work_dir']).name})")
-    styles = {'zero flow': ('k', ':'), 'DIS fast': ('tab:red', '--'), 'DIS medium': ('tab:purple', '-.')}
-    for name, value in reference.items():
-        color, style = styles[name]
-        ax.axhline(value, color=color, linestyle=style, linewidth=1, label=f'{name} ({value:.2f})')
-    ax.set_xlabel('training pairs seen')
-    ax.set_ylabel('mean EPE over the 6 real pairs (px)')
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -316,14 +186,15 @@ def main(argv: list[str] | None = None) -> dict:
     import cv2
     import torch
 
-    from lightflow.evaluation import shared_real_pairs
+    from lightflow.evaluation import method_labels, shared_real_pairs
+    from lightflow.pretrained import load_flow_model
 
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     pairs = shared_real_pairs(args.data)
     models = {}
-    for label, source in zip(_labels(args.models), args.models):
-        model = load_model(source)
+    for label, source in zip(method_labels(args.models), args.models):
+        model = load_flow_model(source)
         models[f'Light Flow α={model.width_mult:g} ({label})'] = model
     out.mkdir(parents=True, exist_ok=True)
     result = {}

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 
 from lightflow.cli import (ArgumentParser, CfgOptionsAction, check_not_an_input, check_output_dir,
-                           load_fitting_checkpoint, metric_value, number_or_na, positive_float, positive_int, run_main)
+                           load_fitting_checkpoint, metric_value, positive_float, positive_int, run_main)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,25 +50,6 @@ def schedules(args: argparse.Namespace) -> list[tuple[str, dict]]:
     runs += [(f'adaptive (> {t:g} px)', dict(type='motion', statistic=args.motion_statistic, threshold=t,
                                              max_interval=args.max_interval)) for t in sorted(set(args.adaptive))]
     return runs
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """One row per run: detector, motion, key frames, mAP@50 overall / slow / medium / fast, ms per frame and the
-    cost against the first single-frame row."""
-    def pct(r, name):
-        v = metric_value(r, name)
-        return 'n/a' if math.isnan(v) else f'{100 * v:.1f}'
-
-    single = next((r['mean_ms'] for r in rows if r['motion'] == '-'), None)
-    lines = ['| detector | motion | key frames | mAP@50 | slow | medium | fast | ms / frame | vs single-frame |',
-             '|---|---|---|---:|---:|---:|---:|---:|---:|']
-    for r in rows:
-        keys = r['schedule'] + (f', {100 * r["key_frames"] / r["frames"]:.0f} % keys'
-                                if r['schedule'].startswith('adaptive') and r['frames'] else '')
-        lines.append(f'| {r["detector"]} | {r["motion"]} | {keys} | ' + ' | '.join(
-            pct(r, n) for n in ('mAP', 'mAP_slow', 'mAP_medium', 'mAP_fast')) +
-            f' | {r["mean_ms"]:.2f} | {number_or_na(r["mean_ms"] / single if single else None)} |')
-    return '\n'.join(lines) + '\n'
 
 
 def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespace) -> list[dict]:
@@ -119,11 +99,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     check_not_an_input([out], {f'{name} {what}': path for name, config, ckpt in args.detector
                                for what, path in (('config', config), ('checkpoint', ckpt))}, '--out-dir')
     from lightflow.io import atomic_write
+    from mmdet_plugin.evaluation.vid_report import results_table
 
     rows = []
     for name, config, checkpoint in args.detector:
         rows += run_detector(name, config, checkpoint, args)
-    table = markdown_table(rows)
+    table = results_table(rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, 'w') as f:
         f.write('# Video detection results\n\n' + table)

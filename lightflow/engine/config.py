@@ -11,7 +11,7 @@ from typing import Any, Iterator, Mapping
 from mmengine.config import Config
 
 __all__ = ['load_config', 'set_data_root', 'prepare_cpu_distributed', 'train_from_cfg', 'tune_cpu_allocator',
-           'find_resume_checkpoint', 'check_inputs_not_overwritten', 'train_main']
+           'find_resume_checkpoint', 'check_inputs_not_overwritten', 'config_checkpoint', 'train_main']
 
 # Sections whose dataset roots follow the config's `data_root` variable (evaluators may read annotation files too).
 _SECTIONS = ('train_dataloader', 'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator')
@@ -109,6 +109,31 @@ def find_resume_checkpoint(work_dir: str | Path) -> str | None:
     if not Path(target).is_file():
         raise FileNotFoundError(f'{marker} names {target}, which does not exist (pass --resume CKPT)')
     return target
+
+
+def config_checkpoint(path: str | os.PathLike, width: float | None = None) -> tuple[str, float]:
+    """The Light Flow weights a flow config names, for the tools that run a trained model.
+
+    Args:
+        path: a config ``.py`` whose ``model.pretrained`` or ``load_from`` names a checkpoint or a shipped name.
+        width: the ``width_mult`` the caller expects (None: any).
+
+    Returns:
+        ``(checkpoint or pretrained name, the config's model.width_mult)``.
+
+    Raises:
+        ValueError: the config names no checkpoint (random weights give meaningless flow), or its width differs from
+            ``width``.
+    """
+    cfg = Config.fromfile(str(path))
+    ckpt = cfg.model.get('pretrained') or cfg.get('load_from')
+    if not ckpt:
+        raise ValueError(f'{path}: the config names no checkpoint (model.pretrained or load_from); pass a '
+                         'checkpoint instead (random weights give meaningless flow)')
+    cfg_width = float(cfg.model.get('width_mult', 1.0))
+    if width is not None and abs(width - cfg_width) > 1e-6:
+        raise ValueError(f'--width {width:g} disagrees with {path} (model.width_mult={cfg_width:g})')
+    return ckpt, cfg_width
 
 
 def _input_checkpoints(node: Any, prefix: str) -> Iterator[tuple[str, str]]:

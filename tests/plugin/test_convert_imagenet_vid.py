@@ -107,12 +107,13 @@ def test_outputs_load_in_dataset(convert, ilsvrc, tmp_path):
 
     import mmdet_plugin.datasets  # noqa: F401
     from mmdet.registry import DATASETS
+    from lightflow.data.imagenet_vid import CATEGORIES
 
     out = tmp_path / 'ann'
     convert.main([str(ilsvrc), str(out)])
     init_default_scope('mmdet')
     classes = Config.fromfile(str(REPO / 'configs/vid/_base_/datasets/imagenet_vid.py')).classes
-    assert classes == tuple(c['name'] for c in convert.CATEGORIES)
+    assert classes == tuple(c['name'] for c in CATEGORIES)
     for name, videos, boxes in (('imagenet_vid_train.json', 1, 5), ('imagenet_vid_val.json', 1, 2),
                                 ('imagenet_det_30cls.json', 1, 1)):
         ds = DATASETS.build(dict(type='CocoVIDDataset', ann_file=str(out / name), metainfo=dict(classes=classes),

@@ -1,5 +1,5 @@
 """The runtime's detections scored as VIDMotionMetric scores them (``vid_metric.vid_map``), and
-tools/benchmark_deploy.py's report ratios."""
+tools/benchmark_deploy.py's report ratios (``mmdet_plugin.deploy_benchmark.report_tables``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +8,10 @@ import numpy as np
 import pytest
 
 from lightflow_deploy import Detections
+from mmdet_plugin.deploy_benchmark import report_tables
 from mmdet_plugin.evaluation.vid_metric import vid_map
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope='module')
-def tool(load_tool):
-    return load_tool('benchmark_deploy')
 
 
 def _frames(n: int = 12) -> list[dict]:
@@ -36,10 +32,10 @@ def test_vid_map_scores_runtime_detections():
     assert vid_map(shifted, ['a', 'b']) == pytest.approx(0.0)
 
 
-def test_report_ratio_to_the_single_frame_detector(tool):
+def test_report_ratio_to_the_single_frame_detector():
     row = dict(key_ms=1.0, nonkey_ms=float('nan'), key_fraction=1.0, mAP=50.0)
     rows = [dict(row, detector='single', setting='every frame', threads=1, ms=20.0, fps=50.0),
             dict(row, detector='video', setting='interval 10', threads=1, ms=4.0, fps=250.0)]
-    text = tool.tables(rows, [], {}, 'x', 'caveat')
+    text = report_tables(rows, [], {}, 'x', 'caveat')
     line = next(s for s in text.splitlines() if 'interval 10' in s)
     assert '| 4.00 | 250.0 | 0.20 |' in line

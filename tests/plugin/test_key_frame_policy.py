@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from mmdet_plugin.evaluation.vid_report import tradeoff_series
 from mmdet_plugin.models import FlowVideoDetector
 from mmdet_plugin.models.key_frame_policy import FixedInterval, MotionThreshold
 from tests.plugin.test_models import count_backbone_calls, frame_batch, video_detector
@@ -250,7 +251,7 @@ def test_benchmark_sweeps_fixed_and_motion_policies(load_tool, trained_dff, synt
     assert parts['flow'][0] == 0 and parts['flow'][1] > 0 and parts['warp'][1] > 0
     assert parts['head'][0] > 0 and parts['post-process'][1] > 0 and parts['total'][0] > parts['total'][1]
     assert math.isnan(parts['aggregate'][0])  # no GRU in this model: n/a, not 0
-    series = benchmark.tradeoff_series(rows)
+    series = tradeoff_series(rows)
     assert [s['points'] for s in series] == [['1', '3'], ['0.5px']]
     assert series[1]['fps'] == [adaptive['fps']] and series[1]['label'].startswith('adaptive')
     png = (tmp_path / 'benchmark.png').read_bytes()

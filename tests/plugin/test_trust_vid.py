@@ -202,18 +202,19 @@ def test_a_text_file_named_mp4_gives_a_short_error(tmp_path):
     assert len(message) < 250 and 'ffmpeg version' not in message and 'configuration:' not in message
 
 
-def test_checkpoint_without_dataset_meta_takes_the_config_classes(load_tool, tmp_path):
+def test_checkpoint_without_dataset_meta_takes_the_config_classes(tmp_path):
     """A 6-class synthetic-VID checkpoint that names no classes is drawn with the config's names, not COCO's."""
     from mmengine.registry import init_default_scope
 
     from mmdet.registry import MODELS
+    from mmdet_plugin.demo import init_video_detector
 
     init_default_scope('mmdet')
     config = CONFIG_DIR / 'retinanet_mobilenetv2_1xb2-6e_synthvid.py'
     cfg = Config.fromfile(str(config))
     checkpoint = tmp_path / 'no_meta.pth'
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()), checkpoint)
-    model = load_tool('demo_video')._load_detector(str(config), str(checkpoint), 'cpu')
+    model = init_video_detector(str(config), str(checkpoint), 'cpu')
     assert tuple(model.dataset_meta['classes']) == ('disc', 'box', 'triangle', 'star', 'cross', 'ring')
 
 
