@@ -77,10 +77,13 @@ def test_sources_without_pairs_or_frames_are_refused(tmp_path):
         VideoPairs([single])
     with pytest.raises(FileNotFoundError, match='adaptation source .*missing does not exist'):
         list_video_frames([tmp_path / 'missing'])
-    clip = tmp_path / 'pan.mp4'  # a video file is decoded into memory, one video of all its frames
+    clip = tmp_path / 'pan.mp4'  # a video file is one video of all its frames, extracted to PNGs (not held in memory)
     iio.imwrite(clip, np.stack([_photo(64, 96, offset=4 * t) for t in range(3)]), fps=5, codec='libx264')
-    frames = list_video_frames([clip])['pan']
-    assert len(frames) == 3 and frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
+    frames = list_video_frames([clip], frames_dir=tmp_path / 'frames')['pan']
+    assert len(frames) == 3 and all(Path(f).parent.parent == tmp_path / 'frames' for f in frames)
+    assert iio.imread(frames[0]).shape == (64, 96, 3)
+    cached = VideoPairs([clip], size=(32, 48), max_gap=1, cache_dir=tmp_path / 'cache')
+    assert Path(cached.videos['pan'][0]).parent.parent == tmp_path / 'cache' / 'frames'  # beside the teacher cache
     broken = tmp_path / 'broken.mp4'
     broken.write_text('not a video')
     with pytest.raises(ValueError, match='broken.mp4: cannot read as a video'):

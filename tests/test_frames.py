@@ -9,8 +9,8 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from lightflow.frames import (IMAGE_EXTS, VIDEO_EXTS, WRITABLE_VIDEO_EXTS, collect_inputs, iter_frames, named_frames,
-                              to_rgb)
+from lightflow.frames import (IMAGE_EXTS, VIDEO_EXTS, WRITABLE_VIDEO_EXTS, collect_inputs, extract_frames, iter_frames,
+                              named_frames, to_rgb)
 from lightflow.io import read_image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +80,44 @@ def test_video_stream_has_fps_and_length_and_bad_files_are_one_line(tmp_path):
     with pytest.raises(ValueError) as info:
         iter_frames(fake)
     assert str(info.value).startswith(f'{fake}: cannot read as a video (') and '\n' not in str(info.value)
+
+
+def test_extract_frames_streams_a_video_to_pngs_once(tmp_path, monkeypatch):
+    """A video source of the adaptation pairs was decoded whole into memory (issue 22: a 200-frame 720p clip, 1.76 GB
+    peak); its frames are now extracted once to lossless PNGs, reused, renewed when the file changes, and never left
+    half-written."""
+    import os
+
+    import cv2
+
+    clip = tmp_path / 'clip.mp4'
+    iio.imwrite(clip, np.stack([np.full((32, 48, 3), 40 * t, np.uint8) for t in range(5)]), fps=4, codec='libx264')
+    decoded = list(iter_frames(clip))
+    paths = extract_frames(clip, tmp_path / 'frames')
+    assert [p.name for p in paths] == [f'{i:06d}.png' for i in range(5)] and paths[0].parent.parent == tmp_path / 'frames'
+    for path, frame in zip(paths, decoded, strict=True):
+        np.testing.assert_array_equal(read_image(path), frame)  # lossless, RGB order kept
+    stamp = paths[0].stat().st_mtime_ns
+    assert extract_frames(clip, tmp_path / 'frames') == paths and paths[0].stat().st_mtime_ns == stamp  # reused
+
+    os.utime(clip, ns=(stamp + 10**9, stamp + 10**9))  # the file changed: a new folder, not the old frames
+    assert extract_frames(clip, tmp_path / 'frames')[0].parent != paths[0].parent
+
+    calls = []
+
+    def failing(ext, img, params=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError('disk full')
+        return real(ext, img, params)
+
+    real = cv2.imencode
+    monkeypatch.setattr(cv2, 'imencode', failing)
+    with pytest.raises(OSError, match='disk full'):
+        extract_frames(clip, tmp_path / 'other')
+    assert list((tmp_path / 'other').iterdir()) == []  # nothing half-written that a later call would take
+    monkeypatch.setattr(cv2, 'imencode', real)
+    assert len(extract_frames(clip, tmp_path / 'other')) == 5
 
 
 @pytest.mark.parametrize('ext', ['.webp', '.tif'])

@@ -84,8 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     from lightflow.data.video_pairs import list_video_frames
     from lightflow.engine.config import train_from_cfg
 
-    list_video_frames(args.sources)  # refuse sources without usable pairs before the Runner starts
-    train_from_cfg(adaptation_config(args), resume='auto' if args.resume else None,
+    cfg = adaptation_config(args)
+    # Refuse sources without usable pairs before the Runner starts; a video file's frames are extracted where the
+    # dataset will look for them (once).
+    list_video_frames(args.sources, frames_dir=Path(cfg.train_dataloader.dataset.datasets[0].cache_dir) / 'frames')
+    train_from_cfg(cfg, resume='auto' if args.resume else None,
                    input_names={'model.pretrained': '--pretrained'})  # refuses a --pretrained the run would overwrite
 
 

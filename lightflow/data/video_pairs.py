@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..baseline_flow import dis_flow
-from ..frames import VIDEO_EXTS, iter_frames, list_image_files, read_cocovid
+from ..frames import VIDEO_EXTS, extract_frames, list_image_files, read_cocovid
 from ..io import atomic_write, read_image
 from ..warp import flow_warp, resize_flow
 from .transforms import ToTensor
@@ -27,22 +28,26 @@ from .transforms import ToTensor
 __all__ = ['VideoPairs', 'add_videos', 'check_pair_frames', 'list_video_frames', 'consistent_teacher_flow',
            'resize_frame']
 
-Frames = list  # one video: frame paths (or decoded uint8 RGB arrays) in time order
+Frames = list  # one video: frame paths in time order
 
 
-def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.PathLike | None = None
-                      ) -> dict[str, Frames]:
-    """The videos of ``sources``, each a list of frames in time order.
+def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.PathLike | None = None,
+                      frames_dir: str | os.PathLike | None = None) -> dict[str, Frames]:
+    """The videos of ``sources``, each a list of frame paths in time order.
 
     Args:
         sources: CocoVID jsons (frames ordered by ``frame_id`` per ``video_id``), folders of frames (one video), folders
-            of such folders (one video each) or video files (decoded into memory).
+            of such folders (one video each) or video files.
         img_root: where a json's ``file_name`` is relative to (default: the json's grandparent, the layout of
             ``tools/make_synthetic_vid.py``).
+        frames_dir: where a video file's frames are extracted to (:func:`lightflow.frames.extract_frames`: once,
+            streamed, reused by later calls); default: ``lightflow_frames`` in the system's temp folder.
 
     Returns:
-        ``{video name: frames}``; a frame is a path, or a uint8 (H, W, 3) RGB array for decoded videos.
+        ``{video name: frame paths}``.
     """
+    if frames_dir is None:
+        frames_dir = Path(tempfile.gettempdir()) / 'lightflow_frames'
     videos: dict[str, Frames] = {}
     for source in _once_each(sources):
         path = Path(source)
@@ -51,7 +56,7 @@ def list_video_frames(sources: Sequence[str | os.PathLike], img_root: str | os.P
         if path.is_file() and path.suffix.lower() == '.json':
             found = {f'{path.stem}/{k}': [im['path'] for im in v] for k, v in read_cocovid(path, img_root)[0].items()}
         elif path.is_file() and path.suffix.lower() in VIDEO_EXTS:
-            found = {path.stem: list(iter_frames(path))}  # decoded into memory
+            found = {path.stem: extract_frames(path, frames_dir)}  # streamed to PNGs, not held in memory
         elif path.is_dir():
             frames = list_image_files(path)
             found = {path.name: frames} if frames else {
@@ -104,8 +109,6 @@ def check_pair_frames(videos: dict[str, Frames], pairs: Sequence[tuple[str, int,
 
     def size_of(video: str, index: int) -> tuple[int, int]:
         frame = videos[video][index]
-        if isinstance(frame, np.ndarray):
-            return tuple(frame.shape[:2])
         if not Path(frame).is_file():
             raise FileNotFoundError(f'video {video}: frame {index} {frame} does not exist')
         try:
@@ -196,10 +199,12 @@ class VideoPairs(torch.utils.data.Dataset):
         self.size, self.preset, self.min_valid = (int(size[0]), int(size[1])), preset, float(min_valid)
         self.videos: dict[str, Frames] = {}
         self.sources: dict[str, Path] = {}  # video name -> its source (part of the teacher cache key)
-        for source in _once_each(sources):
-            names = add_videos(self.videos, list_video_frames([source], img_root), source)
-            self.sources.update(dict.fromkeys(names, Path(source).resolve()))
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        # A video file's frames are extracted beside the teacher cache (once; later runs reuse them).
+        frames_dir = self.cache_dir / 'frames' if self.cache_dir is not None else None
+        for source in _once_each(sources):
+            names = add_videos(self.videos, list_video_frames([source], img_root, frames_dir), source)
+            self.sources.update(dict.fromkeys(names, Path(source).resolve()))
         self.transforms = ToTensor() if transforms is None else transforms
         self.pairs: list[tuple[str, int, int]] = []
         for v, (name, frames) in enumerate(sorted(self.videos.items())):
@@ -227,8 +232,6 @@ class VideoPairs(torch.utils.data.Dataset):
 
     def _frame(self, video: str, index: int) -> np.ndarray:
         frame = self.videos[video][index]
-        if isinstance(frame, np.ndarray):
-            return frame
         if not Path(frame).is_file():
             raise FileNotFoundError(f'video {video}: frame {index} {frame} does not exist')
         return read_image(frame)
