@@ -1,7 +1,9 @@
 """Video datasets, samplers and transforms; importing registers ``CocoVIDDataset``, ``ConcatVideoDataset``
-(DATASETS), ``TrackImgSubsetSampler`` (DATA_SAMPLERS) and ``KeyFrameClipSample`` (TRANSFORMS) in mmdet's registries."""
+(DATASETS), ``TrackImgSubsetSampler`` (DATA_SAMPLERS), ``KeyFrameClipSample`` and ``BlurLastKeyFrame`` (TRANSFORMS) in
+mmdet's registries."""
 from .cocovid import CocoVIDDataset, ConcatVideoDataset, validate_cocovid
 from .samplers import TrackImgSubsetSampler
-from .transforms import KeyFrameClipSample
+from .transforms import BlurLastKeyFrame, KeyFrameClipSample
 
-__all__ = ['CocoVIDDataset', 'ConcatVideoDataset', 'KeyFrameClipSample', 'TrackImgSubsetSampler', 'validate_cocovid']
+__all__ = ['BlurLastKeyFrame', 'CocoVIDDataset', 'ConcatVideoDataset', 'KeyFrameClipSample', 'TrackImgSubsetSampler',
+           'validate_cocovid']

@@ -12,7 +12,7 @@ from mmdet.registry import TRANSFORMS
 
 from ..utils import KEY_FRAME_INTERVAL, positive_integer
 
-__all__ = ['KeyFrameClipSample']
+__all__ = ['KeyFrameClipSample', 'BlurLastKeyFrame']
 
 
 @TRANSFORMS.register_module()
@@ -101,3 +101,46 @@ class KeyFrameClipSample(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(num_key_frames={self.num_key_frames}, '
                 f'key_frame_interval={self.key_frame_interval}, random_interval={self.random_interval})')
+
+
+@TRANSFORMS.register_module()
+class BlurLastKeyFrame(BaseTransform):
+    """Blur the last key frame of a training clip, so an aggregator has to use its memory of the earlier keys.
+
+    The last key is the one whose features reach the current frame; when it is blurred, propagation alone has
+    nothing better to warp, and a key-frame aggregator (``FlowGuidedGRU``) gains only if it learned to lean on the
+    earlier keys. The blur is the synthetic VID generator's own (:func:`lightflow.data.synthetic.vid_render.degrade`:
+    a horizontal / vertical streak or a box defocus of 3-9 px), drawn per clip. Place it after the frames are loaded
+    (after ``TransformBroadcaster``), before ``PackTrackInputs``; the current frame and the annotations are untouched.
+
+    Args:
+        prob: probability that a clip's last key frame is blurred.
+        lengths: blur lengths (px, odd) to draw from.
+        modes: blur kinds to draw from: 'h', 'v', 'defocus'.
+    """
+
+    def __init__(self, prob: float = 0.5, lengths: Sequence[int] = (3, 5, 7, 9),
+                 modes: Sequence[str] = ('h', 'v', 'defocus')) -> None:
+        if not 0 <= prob <= 1:
+            raise ValueError(f'BlurLastKeyFrame: prob must be in [0, 1], got {prob}')
+        if not lengths or any(int(n) != n or n < 1 or n % 2 == 0 for n in lengths):
+            raise ValueError(f'BlurLastKeyFrame: lengths must be odd integers >= 1, got {lengths}')
+        if not modes or any(m not in ('h', 'v', 'defocus') for m in modes):
+            raise ValueError(f"BlurLastKeyFrame: modes must be among 'h', 'v', 'defocus', got {modes}")
+        self.prob, self.lengths, self.modes = float(prob), tuple(int(n) for n in lengths), tuple(modes)
+
+    def transform(self, results: dict) -> dict:
+        from lightflow.data.synthetic.vid_render import degrade
+
+        flags = results.get('key_frame_flags')
+        if flags is None or flags.count(False) < 1 or not isinstance(results.get('img'), list):
+            raise ValueError('BlurLastKeyFrame: expects a loaded clip of KeyFrameClipSample (a list of images and '
+                             f'key_frame_flags), got key_frame_flags={flags}')
+        if random.random() < self.prob:
+            last_key = max(i for i, current in enumerate(flags) if not current)
+            results['img'][last_key] = degrade(results['img'][last_key], random.choice(self.lengths),
+                                               random.choice(self.modes))
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(prob={self.prob}, lengths={self.lengths}, modes={self.modes})'
