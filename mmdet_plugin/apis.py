@@ -13,8 +13,8 @@ from .models.flow_video_detector import FlowVideoDetector, FrameRecord
 from .models.key_frame_policy import KEY_FRAME_POLICIES, KeyFramePolicy, build_key_frame_policy, policy_name
 from .models.utils import patched_attributes
 
-__all__ = ['unwrap_video_detector', 'run_video_test', 'timed_predict', 'profiled_parts', 'summarize_parts',
-           'summarize_frame_records', 'PROFILE_PARTS', 'warm_up_motion', 'dataset_inputs', 'policy_from_option',
+__all__ = ['unwrap_video_detector', 'run_video_test', 'captured_frame_results', 'timed_predict', 'profiled_parts',
+           'summarize_parts', 'summarize_frame_records', 'PROFILE_PARTS', 'warm_up_motion', 'dataset_inputs', 'policy_from_option',
            'policy_config']
 
 
@@ -204,6 +204,24 @@ def summarize_parts(frames: list[dict]) -> dict[str, dict[str, float]]:
         out[kind] = {part: 1000.0 * sum(f.get(part, 0.0) for f in chosen) / len(chosen)
                      if chosen and part in seen else float('nan') for part in (*PROFILE_PARTS, 'other', 'total')}
     return out
+
+
+@contextlib.contextmanager
+def captured_frame_results() -> Iterator[list[dict]]:
+    """Collect the per-frame results (``VIDMotionMetric``'s: boxes, scores, ground truths) that the ``runner.test()``
+    calls inside the block compute their mAP from, for splits the metric does not make
+    (:mod:`mmdet_plugin.evaluation.key_states`)."""
+    from .evaluation.vid_metric import VIDMotionMetric
+
+    captured: list[dict] = []
+    original = VIDMotionMetric.compute_metrics
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        captured.extend(results)
+        return original(self, results)
+
+    with patched_attributes([(VIDMotionMetric, 'compute_metrics', compute_metrics)]):
+        yield captured
 
 
 def run_video_test(runner: Any, key_frame_interval: int | None = None,

@@ -11,8 +11,10 @@ test time, the detector otherwise unchanged, see ``mmdet_plugin.motion_zoo``) at
 ``--adaptive T``, with the motion policy (a key when the motion statistic of the flow to the key exceeds T input
 pixels, or after ``--max-interval`` frames). Propagation at interval 1 uses no motion, so it runs once, not once per
 motion. ms per frame is wall time inside the detector's ``predict`` (``mmdet_plugin.apis.run_video_test``): exact
-motion's time is the cost of rebuilding it from the scene, not of any flow method. Writes DIR/vid_results.md
-atomically and prints it.
+motion's time is the cost of rebuilding it from the scene, not of any flow method. ``--key-states L`` adds a table
+of where aggregation can gain: each detector's mAP@50 (its own motion, key every L frames; the single-frame detector
+as it is) on the frames whose key is blurred or sharp and on the objects hidden or visible at their key
+(``mmdet_plugin.evaluation.key_states``). Writes DIR/vid_results.md atomically and prints it.
 """
 from __future__ import annotations
 
@@ -37,6 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='motion-policy thresholds in input pixels (none: no adaptive rows)')
     parser.add_argument('--motion-statistic', default='p90_relative', help='motion policy: mean, p90, p90_relative')
     parser.add_argument('--max-interval', type=positive_int, default=20, help='motion policy: a key at least this often')
+    parser.add_argument('--key-states', type=positive_int, metavar='L',
+                        help='also split mAP by the state of each frame\'s key (blurred, objects hidden) at interval L')
     parser.add_argument('--out-dir', required=True, help='where vid_results.md goes')
     parser.add_argument('--cfg-options', nargs='+', action=CfgOptionsAction, default={},
                         help='override config keys of every detector; data_root=DIR re-points the datasets')
@@ -52,12 +56,12 @@ def schedules(args: argparse.Namespace) -> list[tuple[str, dict]]:
     return runs
 
 
-def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespace) -> list[dict]:
-    """Every (motion, schedule) run of one detector."""
+def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespace) -> tuple[list[dict], list]:
+    """Every (motion, schedule) run of one detector, and the per-frame results of its ``--key-states`` run."""
     from mmengine.runner import Runner
 
     from lightflow.engine.config import load_config
-    from mmdet_plugin.apis import run_video_test, unwrap_video_detector
+    from mmdet_plugin.apis import captured_frame_results, run_video_test, unwrap_video_detector
     from mmdet_plugin.motion_zoo import build_motion, check_motion_tokens, motion_label
 
     cfg = load_config(config, args.cfg_options, str(Path(args.out_dir) / 'work' / Path(config).stem))
@@ -65,10 +69,11 @@ def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespa
     runner = Runner.from_cfg(cfg)
     load_fitting_checkpoint(unwrap_video_detector(runner.model), checkpoint, config)
     model = unwrap_video_detector(runner.model)
-    rows = []
+    rows, frames = [], []
     if model.motion is None:
-        r = run_video_test(runner, 1, dict(type='fixed'))
-        return [dict(r, detector=name, motion='-', schedule='every frame')]
+        with captured_frame_results() as frames:
+            r = run_video_test(runner, 1, dict(type='fixed'))
+        return [dict(r, detector=name, motion='-', schedule='every frame')], frames
     check_motion_tokens(args.motions, True)
     own = model.motion
     data = cfg.test_dataloader.dataset
@@ -80,12 +85,32 @@ def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespa
         for schedule, policy in schedules(args):
             if policy.get('key_frame_interval') == 1 and model.aggregator is None and token != args.motions[0]:
                 continue  # every frame a key and no aggregation: the motion is never used
-            r = run_video_test(runner, key_frame_policy=policy)
+            with captured_frame_results() as captured:
+                r = run_video_test(runner, key_frame_policy=policy)
+            if token == args.motions[0] and policy.get('key_frame_interval') == args.key_states:
+                frames = captured
             rows.append(dict(r, detector=name, motion=label, schedule=schedule))
             print(f'{name} / {label} / {schedule}: mAP@50 {100 * metric_value(r, "mAP"):.1f}, '
                   f'{r["mean_ms"]:.1f} ms', file=sys.stderr, flush=True)
+    if args.key_states is not None and not frames:  # not among --intervals: one more run, not in the table
+        with captured_frame_results() as frames:
+            run_video_test(runner, key_frame_policy=dict(type='fixed', key_frame_interval=args.key_states))
     model.motion = own
-    return rows
+    return rows, frames
+
+
+def key_state_section(frames: dict[str, list], cfg_options: dict, config: str, interval: int) -> str:
+    """The ``--key-states`` table of every detector's per-frame results."""
+    from lightflow.engine.config import load_config
+    from mmdet_plugin.evaluation.key_states import fixed_keys, key_state_rows, key_state_table, read_key_states
+
+    data = load_config(config, cfg_options).test_dataloader.dataset
+    blur, visible = read_key_states(Path(data.get('data_root', '')) / data.ann_file)
+    num_classes = len(data.metainfo['classes'])
+    columns = {name: key_state_rows(results, fixed_keys(results, interval), blur, visible, interval, num_classes)
+               for name, results in frames.items()}
+    return ('\n## Where aggregation can gain: mAP@50 by the state of the key frame\n\n'
+            + key_state_table(columns, interval))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -101,10 +126,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from lightflow.io import atomic_write
     from mmdet_plugin.evaluation.vid_report import results_table
 
-    rows = []
+    rows, frames = [], {}
     for name, config, checkpoint in args.detector:
-        rows += run_detector(name, config, checkpoint, args)
+        runs, frames[name] = run_detector(name, config, checkpoint, args)
+        rows += runs
     table = results_table(rows)
+    if args.key_states is not None:
+        table += key_state_section(frames, args.cfg_options, args.detector[0][1], args.key_states)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(out, 'w') as f:
         f.write('# Video detection results\n\n' + table)

@@ -21,7 +21,7 @@ from mmdet.registry import METRICS
 
 from lightflow.data.motion_iou import box_iou, motion_ious, speed_of
 
-__all__ = ['VIDMotionMetric', 'box_iou', 'motion_ious', 'speed_of', 'vid_map']
+__all__ = ['VIDMotionMetric', 'box_iou', 'masked_map', 'motion_ious', 'speed_of', 'vid_map']
 
 
 def _get(sample: Any, key: str, default: Any = None) -> Any:
@@ -41,6 +41,36 @@ def _numpy(x: Any, shape: tuple[int, ...], dtype) -> np.ndarray:
     if hasattr(x, 'detach'):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype).reshape((-1,) + shape[1:])
+
+
+def masked_map(results: Sequence[dict], keep: Sequence[np.ndarray] | None, num_classes: int, iou_thr: float = 0.5,
+               imagenet_protocol: bool = False, nproc: int = 1) -> tuple[float, int]:
+    """mAP@``iou_thr`` over a subset of the ground truths: the others are ignored, so a detection that matches one is
+    neither a true nor a false positive (how the speed splits and :mod:`.key_states` count).
+
+    Args:
+        results: per-frame results of :class:`VIDMotionMetric` (``gt_boxes``, ``gt_labels``, ``gt_ignore``,
+            ``pred_boxes`` (N, 4), ``pred_scores``, ``pred_labels``).
+        keep: per frame, a bool (G,) mask of the ground truths that count; None: all of them.
+
+    Returns:
+        (mAP in [0, 1], NaN when no ground truth counts; the number of ground truths counted)
+    """
+    det_results, annotations, num_gts = [], [], 0
+    for index, r in enumerate(results):
+        dets = np.concatenate([r['pred_boxes'].reshape(-1, 4), r['pred_scores'].reshape(-1, 1)], 1)
+        det_results.append([dets[r['pred_labels'] == c].astype(np.float32) for c in range(num_classes)])
+        counted = ~r['gt_ignore'] if keep is None else ~r['gt_ignore'] & np.asarray(keep[index], bool)
+        num_gts += int(counted.sum())
+        annotations.append(dict(
+            bboxes=r['gt_boxes'][counted].astype(np.float32), labels=r['gt_labels'][counted],
+            bboxes_ignore=r['gt_boxes'][~counted].astype(np.float32).reshape(-1, 4),
+            labels_ignore=r['gt_labels'][~counted]))
+    if num_gts == 0:
+        return float('nan'), 0  # no object in the subset: an AP is undefined, not 0
+    mean_ap, _ = eval_map(det_results, annotations, iou_thr=iou_thr, dataset='vid' if imagenet_protocol else None,
+                          logger='silent', nproc=nproc)
+    return float(mean_ap), num_gts
 
 
 @METRICS.register_module()
@@ -152,34 +182,12 @@ class VIDMotionMetric(BaseVideoMetric):
                 speeds[id(r)] = speed[start:start + len(r['gt_ids'])]
                 start += len(r['gt_ids'])
 
-        det_results = []
-        for r in results:
-            dets = np.concatenate([r['pred_boxes'].reshape(-1, 4), r['pred_scores'].reshape(-1, 1)], 1)
-            det_results.append([dets[r['pred_labels'] == c].astype(np.float32) for c in range(num_classes)])
-
         metrics = {}
         counts = {}
         for name, speed_index in (('mAP', None), ('mAP_slow', 0), ('mAP_medium', 1), ('mAP_fast', 2)):
-            annotations = []
-            num_gts = 0
-            for r in results:
-                keep = ~r['gt_ignore']
-                if speed_index is not None:
-                    keep &= speeds[id(r)] == speed_index
-                num_gts += int(keep.sum())
-                annotations.append(dict(
-                    bboxes=r['gt_boxes'][keep].astype(np.float32), labels=r['gt_labels'][keep],
-                    bboxes_ignore=r['gt_boxes'][~keep].astype(np.float32).reshape(-1, 4),
-                    labels_ignore=r['gt_labels'][~keep]))
-            counts[name] = num_gts
-            if num_gts == 0 or not results:
-                # No object of this speed: an AP is undefined, not 0.
-                metrics[name] = float('nan')
-                continue
-            mean_ap, _ = eval_map(det_results, annotations, iou_thr=self.iou_thr,
-                                  dataset='vid' if self.imagenet_protocol else None, logger='silent',
-                                  nproc=self.nproc)
-            metrics[name] = float(mean_ap)
+            keep = None if speed_index is None else [speeds[id(r)] == speed_index for r in results]
+            metrics[name], counts[name] = masked_map(results, keep, num_classes, self.iou_thr, self.imagenet_protocol,
+                                                     self.nproc)
         logger.info('VID mAP@%.2f: ' % self.iou_thr + ', '.join(
             f'{k}={v:.4f} ({counts[k]} gts)' for k, v in metrics.items()))
         return metrics

@@ -270,3 +270,32 @@ def test_subset_sampler_visits_a_fresh_share_of_the_frames_each_epoch(synth):
     assert set(second) != set(first) and len(second) == len(first)
     with pytest.raises(ValueError, match='fraction must be in'):
         DATA_SAMPLERS.build(dict(type='TrackImgSubsetSampler', dataset=dataset, fraction=0))
+
+
+def test_blur_last_key_frame_blurs_that_key_only_with_the_generators_blur():
+    """BlurLastKeyFrame (the keyblur GRU recipe) blurs the key whose features reach the current frame, never the
+    current frame or an earlier key, with one of the generator's own blurs, at the configured rate."""
+    from lightflow.data.synthetic.vid_render import degrade
+    from mmdet_plugin.datasets import BlurLastKeyFrame
+
+    rng = np.random.default_rng(0)
+    clip = [rng.integers(0, 256, (24, 32, 3), dtype=np.uint8) for _ in range(4)]  # 3 keys + the current frame
+    blurs = [degrade(clip[2], n, m) for n in (3, 5, 7, 9) for m in ('h', 'v', 'defocus')]
+    blur, changed = BlurLastKeyFrame(prob=0.5), 0
+    random.seed(0)
+    for _ in range(200):
+        out = blur.transform(dict(img=[f.copy() for f in clip], key_frame_flags=[False, False, False, True]))['img']
+        for i in (0, 1, 3):
+            np.testing.assert_array_equal(out[i], clip[i])
+        if not np.array_equal(out[2], clip[2]):
+            changed += 1
+            assert any(np.array_equal(out[2], b) for b in blurs)
+    assert 70 <= changed <= 130  # ~half the clips
+    out = BlurLastKeyFrame(prob=1.0).transform(dict(img=[f.copy() for f in clip[:3]], key_frame_flags=[False, False,
+                                                                                                       True]))
+    assert not np.array_equal(out['img'][1], clip[1]) and np.array_equal(out['img'][0], clip[0])
+    for kwargs, field in ((dict(prob=1.5), 'prob'), (dict(lengths=(4,)), 'lengths'), (dict(modes=('x',)), 'modes')):
+        with pytest.raises(ValueError, match=f'BlurLastKeyFrame: {field}'):
+            BlurLastKeyFrame(**kwargs)
+    with pytest.raises(ValueError, match='expects a loaded clip'):
+        BlurLastKeyFrame().transform(dict(img=clip[0]))

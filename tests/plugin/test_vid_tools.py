@@ -171,7 +171,7 @@ def test_vid_results_table_runs_every_detector_motion_and_schedule(load_tool, tr
     gru = trained['dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid']
     rows = tool.main(['--detector', 'single', str(single[0]), str(single[1]), '--detector', 'prop', str(dff[0]),
                       str(dff[1]), '--detector', 'gru8', str(gru[0]), str(gru[1]), '--motions', 'own', 'exact',
-                      '--intervals', '1', '3', '--adaptive', '4', '--out-dir', str(tmp_path),
+                      '--intervals', '1', '3', '--adaptive', '4', '--key-states', '3', '--out-dir', str(tmp_path),
                       '--cfg-options', f'data_root={synth_root}/'])
     runs = [(r['detector'], r['motion'].split()[0], r['schedule']) for r in rows]
     assert runs == [('single', '-', 'every frame'),
@@ -185,4 +185,44 @@ def test_vid_results_table_runs_every_detector_motion_and_schedule(load_tool, tr
     assert all(0.0 <= metric_value(r, 'mAP') <= 1.0 and r['mean_ms'] > 0 for r in rows)
     assert [r['key_frames'] for r in rows if r['schedule'] == 'interval 3'][0] == 2  # 6 frames: keys 0 and 3
     table = (tmp_path / 'vid_results.md').read_text()
-    assert table.count('\n| ') == len(rows) + 1 and '| single | - | every frame |' in table
+    results, section = table.split('## Where aggregation can gain')
+    assert results.count('\n| ') == len(rows) + 1 and '| single | - | every frame |' in results
+    splits = {line.split(' | ')[0][2:]: line.split(' | ')[1:] for line in section.splitlines()[3:]}
+    # the split over every frame is each detector's mAP of the run it was taken from (own motion, interval 3)
+    expected = [metric_value(rows[i], 'mAP') for i in (0, 2, 7)]
+    assert [float(c.strip(' |')) / 100 for c in splits['every frame'][2:]] == pytest.approx(expected, abs=6e-4)
+    assert splits['key frames'][1] == '2' and splits['non-key frames'][1] == '4'  # one val video of 6 frames
+
+
+def test_key_state_splits_count_the_right_frames_and_objects():
+    """mmdet_plugin.evaluation.key_states on hand-made results (key every 2 frames): a swapped split (blurred vs
+    sharp, hidden vs visible, the key of the wrong frame) gives other numbers."""
+    import numpy as np
+
+    from mmdet_plugin.evaluation.key_states import fixed_keys, key_state_rows
+
+    box = np.array([[10.0, 10.0, 40.0, 40.0]])
+
+    def frame(fid, detected):
+        return dict(video_id=1, frame_id=fid, gt_boxes=box, gt_labels=np.array([0]), gt_ids=np.array([7]),
+                    gt_ignore=np.zeros(1, bool), pred_boxes=box if detected else np.zeros((0, 4)),
+                    pred_scores=np.array([0.9]) if detected else np.zeros(0),
+                    pred_labels=np.array([0]) if detected else np.zeros(0, np.int64))
+
+    results = [frame(3, False), frame(0, True), frame(2, True), frame(1, True)]  # any order
+    keys = fixed_keys(results, 2)
+    assert keys == [(1, 2), (1, 0), (1, 2), (1, 0)]
+    blur = {(1, 0): 0, (1, 1): 0, (1, 2): 5, (1, 3): 0}  # the key at frame 2 is blurred
+    visible = {(1, 0, 7): 0.3, (1, 1, 7): 1.0, (1, 2, 7): 1.0, (1, 3, 7): 1.0}  # hidden at the key at frame 0
+    rows = {r['split']: (r['mAP'], r['gts'], r['frames']) for r in key_state_rows(results, keys, blur, visible, 2, 1)}
+    assert rows['every frame'] == (pytest.approx(75.0), 4, 4)
+    assert rows['key frames'] == (pytest.approx(100.0), 2, 2)
+    assert rows['non-key frames'] == (pytest.approx(50.0), 2, 2)
+    assert rows['non-key, key blurred'] == (pytest.approx(0.0), 1, 1)  # frame 3, missed
+    assert rows['non-key, key sharp'] == (pytest.approx(100.0), 1, 1)  # frame 1
+    assert rows['non-key, object visible at the key'][:2] == (pytest.approx(0.0), 1)  # frame 3's object
+    assert rows['non-key, object hidden at the key and the key before'][:2] == (pytest.approx(100.0), 1)  # frame 1
+    hidden_seen = rows['non-key, object hidden at the key, seen by the key before']
+    assert np.isnan(hidden_seen[0]) and hidden_seen[1] == 0
+    no_blur = key_state_rows(results, keys, dict.fromkeys(blur), visible, 2, 1)
+    assert np.isnan(no_blur[3]['mAP']) and no_blur[0]['mAP'] == pytest.approx(75.0)  # a set without blur fields
