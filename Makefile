@@ -35,7 +35,8 @@ demo:
 # recipe, in about an hour on 2 cores: generate data, train the single-frame detector, fine-tune propagation and
 # propagation + GRU from it end to end side by side (half the cores each; the GRU on the paper's 8-key clips, inferring
 # over the whole video; the shipped Light Flow trainable at lr x0.1), the results table (each detector with its own
-# Light Flow, intervals 1-20 and the adaptive policy: $(VID_DIR)/results/vid_results.md), and an annotated synthetic
+# Light Flow, intervals 1-20 and the adaptive policy, and mAP split by the state of each frame's key at interval 10:
+# $(VID_DIR)/results/vid_results.md), and an annotated synthetic
 # video. `make benchmark-vid` afterwards ranks the motions (zero, DIS MEDIUM, Light Flow, exact motion). Times: README.
 VID_DIR := work_dirs/vid
 VID_DATA := $(VID_DIR)/synthetic_vid/
@@ -58,7 +59,7 @@ demo-vid:
 	    --work-dir $(VID_DIR)/$$c --cfg-options data_root=$(VID_DATA) load_from=$(call VID_CKPT,$(VID_SINGLE)) \
 	    $(VID_OPTS) > $(VID_DIR)/$$c.log 2>&1 & pids="$$pids $$!"; \
 	done; for p in $$pids; do wait $$p || { echo "a fine-tune failed: see $(VID_DIR)/*.log"; exit 1; }; done
-	$(PY) tools/vid_results.py $(VID_DETECTORS) --motions own --intervals 1 5 10 20 --adaptive 3 \
+	$(PY) tools/vid_results.py $(VID_DETECTORS) --motions own --intervals 1 5 10 20 --adaptive 3 --key-states 10 \
 	  --out-dir $(VID_DIR)/results --cfg-options data_root=$(VID_DATA)
 	$(PY) tools/demo_video.py configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU)) \
 	  $(VID_DATA)Data/val/val_0000 --out $(VID_DIR)/demo.mp4
