@@ -33,8 +33,9 @@ demo:
 
 # The video-detection pipeline on the synthetic VID set (long videos: 20 train / 12 val x 120 frames), the paper's
 # recipe, in about an hour on 2 cores: generate data, train the single-frame detector, fine-tune propagation and
-# propagation + GRU from it end to end side by side (half the cores each; the GRU on the paper's 8-key clips, inferring
-# over the whole video; the shipped Light Flow trainable at lr x0.1), the results table (each detector with its own
+# propagation + GRU from it end to end side by side (half the cores each; the GRU on the paper's 8-key clips, the last
+# key of half of them blurred so it learns to use its memory (keyblur), inferring over the whole video; the shipped
+# Light Flow trainable at lr x0.1), the results table (each detector with its own
 # Light Flow, intervals 1-20 and the adaptive policy, and mAP split by the state of each frame's key at interval 10:
 # $(VID_DIR)/results/vid_results.md), and an annotated synthetic
 # video. `make benchmark-vid` afterwards ranks the motions (zero, DIS MEDIUM, Light Flow, exact motion). Times: README.
@@ -43,12 +44,12 @@ VID_DATA := $(VID_DIR)/synthetic_vid/
 VID_OPTS ?=  # extra --cfg-options for training, e.g. VID_OPTS="train_cfg.max_epochs=1" for a quick run
 VID_SINGLE := retinanet_mobilenetv2_1xb2-6e_synthvid
 VID_DFF := dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
-VID_GRU := dff-gru-8keys_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
+VID_GRU := dff-gru-8keys-keyblur_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid
 VID_CKPT = "$$(cat $(VID_DIR)/$(1)/last_checkpoint)"
 VID_HALF := $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n / 2 > 0 ? n / 2 : 1 )))
 VID_DETECTORS = --detector single-frame configs/vid/$(VID_SINGLE).py $(call VID_CKPT,$(VID_SINGLE)) \
 	  --detector propagation configs/vid/$(VID_DFF).py $(call VID_CKPT,$(VID_DFF)) \
-	  --detector '+ GRU, 8 keys' configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU))
+	  --detector '+ GRU, 8 keys, keyblur' configs/vid/$(VID_GRU).py $(call VID_CKPT,$(VID_GRU))
 demo-vid:
 	$(PY) tools/make_synthetic_vid.py $(VID_DATA) --overwrite
 	$(PY) tools/train_vid.py configs/vid/$(VID_SINGLE).py --work-dir $(VID_DIR)/$(VID_SINGLE) \
