@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -49,7 +50,7 @@ def read_key_states(ann_file: str | os.PathLike) -> tuple[dict, dict]:
         ``{(video_id, frame_id): blur length or None}``, ``{(video_id, frame_id, instance_id): visible fraction}``
         (an annotation without ``visible`` counts as fully visible).
     """
-    coco = json.loads(open(ann_file, encoding='utf-8').read())
+    coco = json.loads(Path(ann_file).read_text(encoding='utf-8'))
     frames = {im['id']: (im['video_id'], im['frame_id']) for im in coco['images']}
     blur = {frames[im['id']]: im.get('blur') for im in coco['images']}
     visible = {(*frames[a['image_id']], a.get('instance_id')): float(a.get('visible', 1.0))
