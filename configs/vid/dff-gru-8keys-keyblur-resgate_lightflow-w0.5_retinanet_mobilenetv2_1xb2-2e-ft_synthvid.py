@@ -1,0 +1,4 @@
+# The keyblur 8-key GRU recipe with a ResidualGate after the warp of the current frame (not in the paper; see
+# dff-resgate_...): the GRU aggregates the keys, the gate switches off what the warp to the current frame got wrong.
+_base_ = ['./dff-gru-8keys-keyblur_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py']
+model = dict(gate=dict(type='ResidualGate', hidden=16))
