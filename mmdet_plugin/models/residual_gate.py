@@ -20,7 +20,7 @@ __all__ = ['ResidualGate', 'area_resize']
 def area_resize(x: Tensor, size: tuple[int, int]) -> Tensor:
     """Average (N, C, H, W) ``x`` down to ``size``: exact box averages where H, W are multiples of it (the padded
     detector input and its feature levels are), bilinear otherwise (both export to ONNX)."""
-    (height, width), (h, w) = x.shape[-2:], size
+    (height, width), (h, w) = (int(x.shape[-2]), int(x.shape[-1])), (int(size[0]), int(size[1]))  # static in ONNX
     if (height, width) == (h, w):
         return x
     if height % h == 0 and width % w == 0:
