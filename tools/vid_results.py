@@ -14,7 +14,9 @@ motion. ms per frame is wall time inside the detector's ``predict`` (``mmdet_plu
 motion's time is the cost of rebuilding it from the scene, not of any flow method. ``--key-states L`` adds a table
 of where aggregation can gain: each detector's mAP@50 (its own motion, key every L frames; the single-frame detector
 as it is) on the frames whose key is blurred or sharp and on the objects hidden or visible at their key
-(``mmdet_plugin.evaluation.key_states``). Writes DIR/vid_results.md atomically and prints it.
+(``mmdet_plugin.evaluation.key_states``), and what goes wrong on the non-key frames at that interval: each ground
+truth hit, of the wrong class, lagging (detected on its key-frame box only) or missed, and the false positives that
+sit on a key-frame box (``mmdet_plugin.evaluation.error_kinds``). Writes DIR/vid_results.md atomically and prints it.
 """
 from __future__ import annotations
 
@@ -100,8 +102,9 @@ def run_detector(name: str, config: str, checkpoint: str, args: argparse.Namespa
 
 
 def key_state_section(frames: dict[str, list], cfg_options: dict, config: str, interval: int) -> str:
-    """The ``--key-states`` table of every detector's per-frame results."""
+    """The ``--key-states`` tables of every detector's per-frame results: mAP by key state, error kinds."""
     from lightflow.engine.config import load_config
+    from mmdet_plugin.evaluation.error_kinds import error_kind_rows, error_kind_table, read_speeds
     from mmdet_plugin.evaluation.key_states import fixed_keys, key_state_rows, key_state_table, read_key_states
 
     data = load_config(config, cfg_options).test_dataloader.dataset
@@ -109,8 +112,12 @@ def key_state_section(frames: dict[str, list], cfg_options: dict, config: str, i
     num_classes = len(data.metainfo['classes'])
     columns = {name: key_state_rows(results, fixed_keys(results, interval), blur, visible, interval, num_classes)
                for name, results in frames.items()}
+    speeds = read_speeds(Path(data.get('data_root', '')) / data.ann_file)
+    errors = {name: error_kind_rows(results, fixed_keys(results, interval), speeds) for name, results in frames.items()}
     return ('\n## Where aggregation can gain: mAP@50 by the state of the key frame\n\n'
-            + key_state_table(columns, interval))
+            + key_state_table(columns, interval)
+            + '\n## What goes wrong on non-key frames: outcomes against the key frame\n\n'
+            + error_kind_table(errors, interval))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

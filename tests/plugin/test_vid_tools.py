@@ -192,6 +192,12 @@ def test_vid_results_table_runs_every_detector_motion_and_schedule(load_tool, tr
     expected = [metric_value(rows[i], 'mAP') for i in (0, 2, 7)]
     assert [float(c.strip(' |')) / 100 for c in splits['every frame'][2:]] == pytest.approx(expected, abs=6e-4)
     assert splits['key frames'][1] == '2' and splits['non-key frames'][1] == '4'  # one val video of 6 frames
+    errors = section.split('## What goes wrong on non-key frames')[1]
+    shares = {line.split(' | ')[0][2:]: line.split(' | ')[1:] for line in errors.splitlines()[3:] if line}
+    for column in range(3):  # each detector's outcomes of all ground truths add up to 100 %
+        total = sum(float(shares[f'ground truths: {o}'][column].strip(' |%')) for o in
+                    ('hit', 'wrong class', 'lagging', 'missed'))
+        assert total == pytest.approx(100.0, abs=0.25)
 
 
 def test_key_state_splits_count_the_right_frames_and_objects():
@@ -226,3 +232,38 @@ def test_key_state_splits_count_the_right_frames_and_objects():
     assert np.isnan(hidden_seen[0]) and hidden_seen[1] == 0
     no_blur = key_state_rows(results, keys, dict.fromkeys(blur), visible, 2, 1)
     assert np.isnan(no_blur[3]['mAP']) and no_blur[0]['mAP'] == pytest.approx(75.0)  # a set without blur fields
+
+
+def test_error_kinds_tell_a_lagging_detection_from_a_hit_a_miss_and_a_wrong_class():
+    """mmdet_plugin.evaluation.error_kinds on hand-made results (key every 2 frames, an object moving from one box
+    at the key to another in the frame): each outcome, and a false positive on the key-frame box."""
+    import numpy as np
+
+    from mmdet_plugin.evaluation.error_kinds import error_kind_rows, error_kind_table
+    from mmdet_plugin.evaluation.key_states import fixed_keys
+
+    at_key, moved, elsewhere = ([10.0, 10.0, 40.0, 40.0], [50.0, 10.0, 80.0, 40.0], [10.0, 60.0, 30.0, 80.0])
+
+    def frame(video, fid, gt, dets):
+        return dict(video_id=video, frame_id=fid, gt_boxes=np.array([gt]), gt_labels=np.array([0]),
+                    gt_ids=np.array([3]), gt_ignore=np.zeros(1, bool),
+                    pred_boxes=np.array([d[0] for d in dets]).reshape(-1, 4),
+                    pred_scores=np.array([d[2] for d in dets], float), pred_labels=np.array([d[1] for d in dets], int))
+
+    results = []
+    for video, dets in enumerate([[(at_key, 0, 0.9)],                   # lagging: the detection stayed at the key
+                                  [(moved, 0, 0.9), (elsewhere, 0, 0.8)],  # hit, and a false positive elsewhere
+                                  [(moved, 1, 0.9)],                     # wrong class
+                                  [(moved, 0, 0.1)]]):                   # below the score threshold: missed
+        results += [frame(video, 0, at_key, [(at_key, 0, 0.9)]), frame(video, 1, moved, dets)]
+    speeds = {(v, f, 3): 'fast' for v in range(4) for f in range(2)}
+    rows = error_kind_rows(results, fixed_keys(results, 2), speeds, score_thr=0.3)
+    assert rows['gts'] == {'fast': {'hit': 1, 'wrong class': 1, 'lagging': 1, 'missed': 1}}
+    # false positives: the lagging detection (on the key box) and the one elsewhere; the wrong-class detection on
+    # the moved box is the 'wrong class' outcome, not a false positive
+    assert (rows['fp_on_key_box'], rows['fp_other'], rows['frames']) == (1, 1, 4)
+    table = error_kind_table({'a': rows}, 2)
+    assert '| fast ground truths: lagging | 25.0 % |' in table
+    assert '| false positives on a key-frame box (ghost or lag), per 100 frames | 25.0 |' in table
+    with pytest.raises(ValueError, match='score_thr must be in'):
+        error_kind_rows(results, fixed_keys(results, 2), speeds, score_thr=3)
