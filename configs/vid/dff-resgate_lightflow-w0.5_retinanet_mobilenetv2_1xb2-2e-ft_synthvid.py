@@ -4,3 +4,5 @@
 # dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py (fine-tuned 2 epochs, --cfg-options load_from=...).
 _base_ = ['./dff_lightflow-w0.5_retinanet_mobilenetv2_1xb2-2e-ft_synthvid.py']
 model = dict(gate=dict(type='ResidualGate', hidden=16))
+# The gate is new: it learns at 10x the detector's rate (at 1x it had barely left the identity after the fine-tune).
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'gate': dict(lr_mult=10.0)}))
