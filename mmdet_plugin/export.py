@@ -29,7 +29,7 @@ _OUTPUT_GROUPS = ('cls_score', 'bbox_pred', 'centerness')  # output names of the
 
 
 class NonKeyStep(nn.Module):
-    """Flow + warp (+ gate) + head of a non-key frame of ``detector`` (a single-stage mmdet detector inside), as one module.
+    """Flow + warp + head of a non-key frame of ``detector`` (a single-stage mmdet detector inside), as one module.
 
     Args:
         detector: a :class:`FlowVideoDetector` with a ``LightFlowMotion`` and a single-stage detector whose head
@@ -52,7 +52,6 @@ class NonKeyStep(nn.Module):
         with torch.no_grad():  # a BN-folded copy of the flow network
             self.flow_graph = FlowGraph(motion.flownet)
         self.padding_mode = detector.warp.padding_mode
-        self.gate = detector.gate
         self.head = detector.detector.bbox_head
 
     def flow(self, img: Tensor, key_img: Tensor) -> Tensor:
@@ -69,8 +68,6 @@ class NonKeyStep(nn.Module):
         warped = [flow_warp(f, resize_flow(flow, (int(f.shape[-2]), int(f.shape[-1]))), padding_mode=self.padding_mode,
                             fast=True)
                   for f in key_feats]
-        if self.gate is not None:
-            warped = list(self.gate(warped, flow, img, key_img))
         # Flatten whatever the head returns: (cls_scores, bbox_preds) for RetinaNet, + centernesses for FCOS.
         out = tuple(t for group in self.head(tuple(warped))
                     for t in ((group,) if isinstance(group, Tensor) else group))

@@ -7,9 +7,8 @@ from .flow_warp import FlowWarp
 from .key_frame_policy import KEY_FRAME_POLICIES, FixedInterval, KeyFramePolicy, MotionThreshold
 from .motion import LightFlowMotion
 from .oracle_motion import OracleMotion
-from .residual_gate import ResidualGate
 from .weighted_average import FlowGuidedWeightedAverage
 
-__all__ = ['LightFlowMotion', 'ZeroMotion', 'DISMotion', 'OracleMotion', 'FrameMotion', 'FlowWarp', 'ResidualGate', 'ConvGRUCell',
+__all__ = ['LightFlowMotion', 'ZeroMotion', 'DISMotion', 'OracleMotion', 'FrameMotion', 'FlowWarp', 'ConvGRUCell',
            'FlowGuidedGRU', 'FlowGuidedWeightedAverage', 'KeyFrameAggregator', 'AggregatorState', 'FlowVideoDetector',
            'FrameRecord', 'KEY_FRAME_POLICIES', 'KeyFramePolicy', 'FixedInterval', 'MotionThreshold']

@@ -90,9 +90,6 @@ class FlowVideoDetector(BaseDetector):
         aggregator: optional key-frame aggregator config (a :class:`~.aggregator.KeyFrameAggregator`:
             ``FlowGuidedGRU``, ``FlowGuidedWeightedAverage``); its ``max_chain`` restarts its state.
         warp: feature warping module config (``FlowWarp``).
-        gate: optional config of a module that scales the warped features of a non-key frame (and of a training
-            clip's current frame) after the warp, ``gate(feats, flow, img, key_img)``: ``ResidualGate``. Not in the
-            paper; None (default) is the paper's plain propagation.
         train_cfg: ``dict(grad_key_frames=None)``: backpropagate into the last N key frames only (None: all).
         test_cfg: ``dict(key_frame_interval=10, key_frame_policy=dict(type='fixed'))`` (the interval's default:
             ``mmdet_plugin.utils.KEY_FRAME_INTERVAL``); any policy of ``KEY_FRAME_POLICIES`` (e.g. ``dict(type='motion',
@@ -102,8 +99,8 @@ class FlowVideoDetector(BaseDetector):
     """
 
     def __init__(self, detector: dict, motion: dict | None = None, aggregator: dict | None = None,
-                 warp: dict | None = None, gate: dict | None = None, train_cfg: dict | None = None,
-                 test_cfg: dict | None = None, data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
+                 warp: dict | None = None, train_cfg: dict | None = None, test_cfg: dict | None = None,
+                 data_preprocessor: dict | None = None, init_cfg: dict | None = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.detector = MODELS.build(detector)
         if not callable(getattr(self.detector, 'extract_feat', None)):
@@ -112,9 +109,6 @@ class FlowVideoDetector(BaseDetector):
         self.motion = MODELS.build(motion) if motion is not None else None
         self.aggregator = MODELS.build(aggregator) if aggregator is not None else None
         self.warp = MODELS.build(warp if warp is not None else dict(type='FlowWarp'))
-        self.gate = MODELS.build(gate) if gate is not None else None
-        if self.gate is not None and motion is None:
-            raise ValueError(f'gate={gate!r} needs a motion module: a single-frame detector warps nothing')
         if self.aggregator is not None and not isinstance(self.aggregator, KeyFrameAggregator):
             raise ValueError(f'aggregator {type(self.aggregator).__name__} is not a KeyFrameAggregator')
         self.train_cfg = dict(train_cfg or {})
@@ -237,12 +231,7 @@ class FlowVideoDetector(BaseDetector):
                                              lambda s, j=j: tuple(self.warp(s, flows[:, j - 1])))
             key_feats = tuple(self.aggregator.features(state))
         flow = self.motion(current, inputs[:, -2], self._pairs(metas, range(t - 1, t), range(t - 2, t - 1)))
-        return self._propagate(key_feats, flow, current, inputs[:, -2])
-
-    def _propagate(self, key_feats: Feats, flow: Tensor, img: Tensor, key_img: Tensor) -> Feats:
-        """Key features moved to the frame ``img`` by ``flow`` (img -> key_img), then through the gate if any."""
-        feats = tuple(self.warp(key_feats, flow))
-        return feats if self.gate is None else tuple(self.gate(feats, flow, img, key_img))
+        return tuple(self.warp(key_feats, flow))
 
     # ---------------------------------------------------------------- heads of the wrapped detector
     @contextmanager
@@ -317,7 +306,7 @@ class FlowVideoDetector(BaseDetector):
             feats = self._key_frame_features(img, meta, video_id, frame_id, key, decision.flow)
         else:
             flow = self.motion(img, key.image, [(meta, key.meta)]) if decision.flow is None else decision.flow
-            feats = self._propagate(key.feats, flow, img, key.image)
+            feats = tuple(self.warp(key.feats, flow))
             key.last_frame_id = frame_id
         self._head_predict(img, feats, samples, rescale)
         self.frame_records.append(FrameRecord(video_id, frame_id, decision.is_key, decision.motion_px))
