@@ -50,6 +50,12 @@ def _outputs(net: LightFlow, seed: int = 1) -> torch.Tensor:
         return net(img1, img2)
 
 
+def _assert_same_outputs(a: LightFlow, b: LightFlow) -> None:
+    """Two instances with the same weights give the same flow up to the CPU kernels' rounding (bit equality of two
+    instances failed once under load); other weights are off by far more."""
+    torch.testing.assert_close(_outputs(a), _outputs(b), rtol=1e-5, atol=1e-6)
+
+
 def _register(monkeypatch, tmp_path: Path, **entries: dict) -> None:
     """Point the registry at files in tmp_path: ``name=dict(file=..., sha256=..., ...)`` per entry."""
     monkeypatch.setattr(pretrained_mod, 'WEIGHTS_DIR', tmp_path)
@@ -91,9 +97,8 @@ def test_export_tool_round_trip_gives_identical_outputs(load_tool, tmp_path, mon
     assert list_pretrained() == ['lightflow_w0.5_test']
     loaded = load_pretrained('lightflow_w0.5_test')
     assert not loaded.training and loaded.width_mult == 0.5
-    reference = _outputs(net)
-    assert torch.equal(_outputs(loaded), reference)
-    assert torch.equal(_outputs(lightflow.load_pretrained('lightflow_w0.5_test')), reference)
+    _assert_same_outputs(loaded, net)
+    _assert_same_outputs(lightflow.load_pretrained('lightflow_w0.5_test'), net)
     assert resolve_weights('lightflow_w0.5_test') == out
 
 
@@ -115,7 +120,7 @@ def test_width_0_6_and_custom_decoder_round_trip_through_meta(load_tool, tmp_pat
     load_tool('export_pretrained').main([str(raw), str(out)])
     loaded = load_lightflow_checkpoint(out)
     assert loaded.width_mult == 0.6 and lightflow_config(loaded) == lightflow_config(net)
-    assert torch.equal(_outputs(loaded), _outputs(net))
+    _assert_same_outputs(loaded, net)
 
     # An architecture the weights' shapes alone cannot describe (decoder widths, LeakyReLU slope, how the predictions
     # are upsampled) lives in the meta.
@@ -128,7 +133,7 @@ def test_width_0_6_and_custom_decoder_round_trip_through_meta(load_tool, tmp_pat
                                             encoder_strides=(2, 2, 2, 2, 1, 2, 1, 2, 1),
                                             decoder_channels=(96, 64, 48, 32, 8), div_flow=10.0, negative_slope=0.2,
                                             pred_upsample='bilinear')
-    assert torch.equal(_outputs(loaded), _outputs(custom))
+    _assert_same_outputs(loaded, custom)
     # Same seed, same weights, nearest: a loader that dropped the flag would give these outputs instead.
     nearest = _net(1.0, decoder_channels=(96, 64, 48, 32, 8), negative_slope=0.2, div_flow=10.0)
     assert (_outputs(nearest) - _outputs(custom)).abs().max() > 1e-4
@@ -264,7 +269,7 @@ def test_wrong_width_names_both_widths(tmp_path, monkeypatch):
         load_lightflow_weights(LightFlow(0.5), raw)
     target = LightFlow(0.5)
     load_lightflow_weights(target, resolve_weights('tiny_w0.5'))
-    assert torch.equal(_outputs(target.eval()), _outputs(_net(0.5)))
+    _assert_same_outputs(target.eval(), _net(0.5))
 
 
 def test_motion_and_lightflow_model_accept_names(tmp_path, monkeypatch):
@@ -274,13 +279,13 @@ def test_motion_and_lightflow_model_accept_names(tmp_path, monkeypatch):
     _registered_copy(monkeypatch, tmp_path, _net(0.5))
     motion = motion_mod.LightFlowMotion(width_mult=0.5, pretrained='tiny_w0.5')
     motion.init_weights()
-    assert torch.equal(_outputs(motion.flownet.eval()), _outputs(_net(0.5)))
+    _assert_same_outputs(motion.flownet.eval(), _net(0.5))
     with pytest.raises(ValueError, match=r'width_mult=0\.5 .*model has width_mult=1'):
         motion_mod.LightFlowMotion(width_mult=1.0, pretrained='tiny_w0.5').init_weights()
     with pytest.raises(FileNotFoundError, match=r'known: tiny_w0\.5'):
         motion_mod.LightFlowMotion(width_mult=0.5, pretrained='tiny_w9').init_weights()
     model = LightFlowModel(width_mult=0.5, pretrained='tiny_w0.5')
-    assert torch.equal(_outputs(model.flownet.eval()), _outputs(_net(0.5)))
+    _assert_same_outputs(model.flownet.eval(), _net(0.5))
     with pytest.raises(ValueError, match=r'width_mult=0\.5 .*model has width_mult=1'):
         LightFlowModel(width_mult=1.0, pretrained='tiny_w0.5')
 
@@ -297,7 +302,7 @@ def test_motion_runs_a_bilinear_checkpoint_as_trained_and_training_keeps_its_own
     motion = motion_mod.LightFlowMotion(width_mult=0.5, pretrained=str(tmp_path / 'bilinear.pth'))
     motion.init_weights()
     assert (motion.flownet.config.pred_upsample, motion.flownet.div_flow) == ('bilinear', 10.0)
-    assert torch.equal(_outputs(motion.flownet.eval()), _outputs(trained))
+    _assert_same_outputs(motion.flownet.eval(), trained)
     model = LightFlowModel(width_mult=0.5, pretrained=str(tmp_path / 'bilinear.pth'))
     assert (model.flownet.config.pred_upsample, model.flownet.div_flow) == ('nearest', 20.0)
 
@@ -305,14 +310,14 @@ def test_motion_runs_a_bilinear_checkpoint_as_trained_and_training_keeps_its_own
 def test_tools_accept_names(load_tool, tmp_path, monkeypatch):
     _registered_copy(monkeypatch, tmp_path, _net(0.5))
     model = load_flow_source('tiny_w0.5', 0.5, 'cpu')  # tools/demo_flow.py's loader
-    assert torch.equal(_outputs(model), _outputs(_net(0.5)))
+    _assert_same_outputs(model, _net(0.5))
     with pytest.raises(ValueError, match=r'width_mult=0\.5, but width 1 was asked'):
         load_flow_source('tiny_w0.5', 1.0, 'cpu')
     with pytest.raises(FileNotFoundError, match=r'tiny_w9: no such checkpoint file, nor a pretrained .*tiny_w0\.5'):
         load_flow_source('tiny_w9', None, 'cpu')
     cfg = tmp_path / 'named.py'
     cfg.write_text(f"_base_ = {str(SYNTH_CFG)!r}\nmodel = dict(pretrained='tiny_w0.5')\n")
-    assert torch.equal(_outputs(load_flow_source(str(cfg), None, 'cpu')), _outputs(_net(0.5)))
+    _assert_same_outputs(load_flow_source(str(cfg), None, 'cpu'), _net(0.5))
     with pytest.raises(ValueError, match=r'--width 1 disagrees with .*named\.py \(model\.width_mult=0\.5\)'):
         load_flow_source(str(cfg), 1.0, 'cpu')
 
