@@ -110,10 +110,11 @@ def key_state_section(frames: dict[str, list], cfg_options: dict, config: str, i
     data = load_config(config, cfg_options).test_dataloader.dataset
     blur, visible = read_key_states(Path(data.get('data_root', '')) / data.ann_file)
     num_classes = len(data.metainfo['classes'])
-    columns = {name: key_state_rows(results, fixed_keys(results, interval), blur, visible, interval, num_classes)
+    keys = {name: fixed_keys(results, interval) for name, results in frames.items()}
+    columns = {name: key_state_rows(results, keys[name], blur, visible, interval, num_classes)
                for name, results in frames.items()}
     speeds = read_speeds(Path(data.get('data_root', '')) / data.ann_file)
-    errors = {name: error_kind_rows(results, fixed_keys(results, interval), speeds) for name, results in frames.items()}
+    errors = {name: error_kind_rows(results, keys[name], speeds) for name, results in frames.items()}
     return ('\n## Where aggregation can gain: mAP@50 by the state of the key frame\n\n'
             + key_state_table(columns, interval)
             + '\n## What goes wrong on non-key frames: outcomes against the key frame\n\n'

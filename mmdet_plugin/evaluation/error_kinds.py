@@ -9,12 +9,13 @@ counts them at one score threshold: per ground truth of a non-key frame, ``hit``
 """
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from mmdet.evaluation.functional import bbox_overlaps
+
+from .key_states import load_cocovid_frames
 
 __all__ = ['GT_OUTCOMES', 'error_kind_rows', 'error_kind_table', 'read_speeds']
 
@@ -25,18 +26,8 @@ IOU = 0.5
 def read_speeds(ann_file: str | os.PathLike) -> dict:
     """``{(video_id, frame_id, instance_id): 'slow' | 'medium' | 'fast'}`` from a CocoVID json's per-annotation
     ``speed`` field (the synthetic VID set writes it; without it every object is ``'all'``)."""
-    coco = json.loads(Path(ann_file).read_text(encoding='utf-8'))
-    frames = {im['id']: (im['video_id'], im['frame_id']) for im in coco['images']}
+    coco, frames = load_cocovid_frames(ann_file)
     return {(*frames[a['image_id']], a.get('instance_id')): a.get('speed', 'all') for a in coco['annotations']}
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(A, B) IoU of x1y1x2y2 boxes."""
-    a, b = a.reshape(-1, 1, 4), b.reshape(1, -1, 4)
-    wh = np.clip(np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2]), 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    area = lambda x: (x[..., 2] - x[..., 0]) * (x[..., 3] - x[..., 1])  # noqa: E731
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-9)
 
 
 def error_kind_rows(results: Sequence[dict], keys: Sequence[tuple[object, int]], speeds: dict,
@@ -66,7 +57,7 @@ def error_kind_rows(results: Sequence[dict], keys: Sequence[tuple[object, int]],
         keep = np.asarray(r['pred_scores']) >= score_thr
         boxes, labels = np.asarray(r['pred_boxes']).reshape(-1, 4)[keep], np.asarray(r['pred_labels'])[keep]
         gt_boxes = np.asarray(r['gt_boxes']).reshape(-1, 4)
-        iou = _iou(boxes, gt_boxes)
+        iou = bbox_overlaps(boxes, gt_boxes)
         for j, (label, instance) in enumerate(zip(r['gt_labels'], r['gt_ids'])):
             if r['gt_ignore'][j]:
                 continue
@@ -77,14 +68,13 @@ def error_kind_rows(results: Sequence[dict], keys: Sequence[tuple[object, int]],
                 outcome = 'wrong class'
             else:
                 at_key = np.asarray(k['gt_boxes']).reshape(-1, 4)[np.asarray(k['gt_ids']) == instance]
-                lag = len(at_key) and same.any() and (_iou(boxes[same], at_key) >= IOU).any()
+                lag = len(at_key) and same.any() and (bbox_overlaps(boxes[same], at_key) >= IOU).any()
                 outcome = 'lagging' if lag else 'missed'
             speed = speeds.get((video, r['frame_id'], int(instance)), 'all')
             counts = gts.setdefault(speed, dict.fromkeys(GT_OUTCOMES, 0))
             counts[outcome] += 1
-        false = ~(iou >= IOU).any(1) if len(gt_boxes) else np.ones(len(boxes), bool)
-        key_boxes = np.asarray(k['gt_boxes']).reshape(-1, 4)
-        on_key = (_iou(boxes[false], key_boxes) >= IOU).any(1) if len(key_boxes) else np.zeros(int(false.sum()), bool)
+        false = ~(iou >= IOU).any(1)  # bbox_overlaps gives (n, 0) zeros against no boxes
+        on_key = (bbox_overlaps(boxes[false], np.asarray(k['gt_boxes']).reshape(-1, 4)) >= IOU).any(1)
         fp_key += int(on_key.sum())
         fp_other += int((~on_key).sum())
     return dict(gts=gts, fp_on_key_box=fp_key, fp_other=fp_other, frames=frames)

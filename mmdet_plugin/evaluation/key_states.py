@@ -22,7 +22,8 @@ import numpy as np
 
 from .vid_metric import masked_map
 
-__all__ = ['KEY_STATE_SPLITS', 'fixed_keys', 'key_state_rows', 'key_state_table', 'read_key_states']
+__all__ = ['KEY_STATE_SPLITS', 'fixed_keys', 'key_state_rows', 'key_state_table', 'load_cocovid_frames',
+           'read_key_states']
 
 HIDDEN_BELOW = 0.5  # an object under half visible at the key counts as hidden there
 
@@ -43,6 +44,12 @@ KEY_STATE_SPLITS: dict[str, tuple[Callable, Callable]] = {
 }
 
 
+def load_cocovid_frames(ann_file: str | os.PathLike) -> tuple[dict, dict]:
+    """A CocoVID json and ``{image id: (video_id, frame_id)}``: what the per-frame annotation fields are read by."""
+    coco = json.loads(Path(ann_file).read_text(encoding='utf-8'))
+    return coco, {im['id']: (im['video_id'], im['frame_id']) for im in coco['images']}
+
+
 def read_key_states(ann_file: str | os.PathLike) -> tuple[dict, dict]:
     """The per-frame blur and per-object visibility of a CocoVID json.
 
@@ -50,8 +57,7 @@ def read_key_states(ann_file: str | os.PathLike) -> tuple[dict, dict]:
         ``{(video_id, frame_id): blur length or None}``, ``{(video_id, frame_id, instance_id): visible fraction}``
         (an annotation without ``visible`` counts as fully visible).
     """
-    coco = json.loads(Path(ann_file).read_text(encoding='utf-8'))
-    frames = {im['id']: (im['video_id'], im['frame_id']) for im in coco['images']}
+    coco, frames = load_cocovid_frames(ann_file)
     blur = {frames[im['id']]: im.get('blur') for im in coco['images']}
     visible = {(*frames[a['image_id']], a.get('instance_id')): float(a.get('visible', 1.0))
                for a in coco['annotations']}
